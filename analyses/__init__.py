@@ -1,0 +1,1 @@
+"""The science: pure functions (model, data, options) -> Result. Import submodules directly."""

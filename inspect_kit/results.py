@@ -1,0 +1,139 @@
+"""The Result base class every analysis returns.
+
+A Result is a frozen dataclass. It converts itself to JSON-safe data (:meth:`Result.to_dict`),
+saves and loads itself atomically (:meth:`Result.save`, :meth:`Result.load`), and gives a pandas
+table where one fits (:meth:`Result.to_frame`, pandas imported lazily). Plots and the command
+line consume Results and never recompute what a Result already holds.
+
+JSON conventions: numpy arrays and tensors become (nested) lists; non-finite floats become
+``null`` so the files are strict JSON; nested Results and dataclasses become dicts. On load,
+fields annotated as ``np.ndarray`` are turned back into float arrays (``null`` -> NaN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import typing
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from .errors import InspectKitError
+from .io import write_json
+
+R = TypeVar("R", bound="Result")
+
+SCHEMA_VERSION = 1
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert ``obj`` recursively into JSON-safe Python data (see module docstring)."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)) and not isinstance(obj, bool):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, complex):
+        return [to_jsonable(obj.real), to_jsonable(obj.imag)]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if isinstance(obj, Result):
+            return obj.to_dict()
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    try:
+        import torch
+
+        if isinstance(obj, torch.Tensor):
+            return to_jsonable(obj.detach().cpu().tolist())
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
+
+
+def _nan_array(value: Any) -> np.ndarray:
+    def fix(v: Any) -> Any:
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        return np.nan if v is None else v
+
+    return np.asarray(fix(value), dtype=float)
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """Base class of all analysis results (a frozen dataclass).
+
+    Subclasses add fields; they get ``to_dict``/``save``/``load`` for free. Override
+    :meth:`rows` to make :meth:`to_frame` return a table, and :meth:`from_dict` when a field
+    needs more than the default decoding.
+    """
+
+    result_type: ClassVar[str] = "Result"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of every field (the stable interface of ``--json`` files)."""
+        out = {f.name: to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return out
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        """Rebuild a Result from :meth:`to_dict` output (arrays restored for ndarray fields)."""
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            hint = str(hints.get(f.name, ""))
+            if "ndarray" in hint and value is not None:
+                value = _nan_array(value)
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the Result as JSON atomically (temp file, then rename)."""
+        payload = {
+            "result_type": type(self).__name__,
+            "schema_version": SCHEMA_VERSION,
+            "result": self.to_dict(),
+        }
+        write_json(path, payload)
+
+    @classmethod
+    def load(cls: type[R], path: str | os.PathLike) -> R:
+        """Read a Result written by :meth:`save`; the stored type must match ``cls``."""
+        try:
+            payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InspectKitError(f"cannot read result file {path}: {exc}") from exc
+        stored = payload.get("result_type")
+        if cls is not Result and stored != cls.__name__:
+            raise InspectKitError(
+                f"{path} holds a {stored}, not a {cls.__name__}; load it with {stored}.load"
+            )
+        return cls.from_dict(payload["result"])
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Rows of the table view; subclasses with tabular content override this."""
+        raise NotImplementedError(f"{type(self).__name__} has no table view")
+
+    def to_frame(self) -> Any:
+        """The table view as a pandas DataFrame (pandas is imported only here)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())

@@ -1,0 +1,1 @@
+"""The pictures: one module per Result type; each function takes a Result, returns a Figure."""
