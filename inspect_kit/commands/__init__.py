@@ -1,0 +1,1 @@
+"""One module per ``inspect-kit`` subcommand (discovered by :mod:`inspect_kit.cli`)."""
