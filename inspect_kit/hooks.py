@@ -65,14 +65,14 @@ def select_modules(model: nn.Module, select: Selector) -> list[tuple[str, nn.Mod
     ):
         pred = lambda n, m: isinstance(m, select)  # noqa: E731
     elif isinstance(select, str):
-        pred = lambda n, m: n == select or fnmatchcase(n, select)  # noqa: E731
+        pred = lambda n, m: n == select or (n != "" and fnmatchcase(n, select))  # noqa: E731
     elif callable(select):
         pred = select
     else:
         pats = list(select)
         if not all(isinstance(p, str) for p in pats):
             raise OptionError("select must be a name, a glob, a list of them, a type or a predicate")
-        pred = lambda n, m: any(n == p or fnmatchcase(n, p) for p in pats)  # noqa: E731
+        pred = lambda n, m: any(n == p or (n != "" and fnmatchcase(n, p)) for p in pats)  # noqa: E731
     chosen = [(n, m) for n, m in named if pred(n, m)]
     if not chosen:
         names = [n for n, _ in named if n][:12]
@@ -142,7 +142,8 @@ def capture(
         model: any ``nn.Module``.
         select: a module name, a glob (``"layers.*"``), a list of those, a module type (or tuple
             of types), or a predicate ``(name, module) -> bool``. ``None`` selects every
-            submodule. A selection that matches nothing raises and names some modules.
+            submodule. Globs never match the root module (name ``""``); select it by ``""``.
+            A selection that matches nothing raises and names some modules.
         inputs / outputs: what to record.
         detach: detach recorded tensors from the graph (default); ``False`` keeps them
             differentiable.

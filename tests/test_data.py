@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from inspect_kit.data import FORMULAS, Batches, formula_data, load_data, resolve_loss
+from inspect_kit.errors import DataError, OptionError
+
+
+def test_digits_split_matches_sklearn_protocol(digits):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    raw = load_digits()
+    _, _, ytr, yte = train_test_split(raw.data, raw.target, test_size=0.2, stratify=raw.target,
+                                      random_state=0)
+    assert digits.x_train.shape == (1437, 64) and digits.x_test.shape == (360, 64)
+    assert torch.equal(digits.y_train, torch.tensor(ytr))
+    assert torch.equal(digits.y_test, torch.tensor(yte))
+    assert digits.task == "classification" and digits.n_outputs == 10
+    assert digits.image_shape == (1, 8, 8)
+    # standardised with training statistics
+    assert digits.x_train.mean(0).abs().max() < 1e-5
+
+
+def test_wine_and_formulas():
+    wine = load_data("wine")
+    assert wine.x_train.shape[1] == 13 and wine.n_outputs == 3
+    d = formula_data("exp_sin", n_train=200, n_test=50, seed=3)
+    x, y = d.x_train.double(), d.y_train.double()
+    truth = torch.exp(torch.sin(torch.pi * x[:, 0]) + x[:, 1] ** 2)
+    torch.testing.assert_close(y[:, 0], truth, rtol=1e-6, atol=1e-6)
+    assert d.task == "regression" and d.truth == FORMULAS["exp_sin"].expr
+    again = formula_data("exp_sin", n_train=200, n_test=50, seed=3)
+    assert torch.equal(again.x_train, d.x_train)  # seeded
+    for name, f in FORMULAS.items():
+        dd = formula_data(name, n_train=64, n_test=8)
+        assert torch.isfinite(dd.y_train).all(), name
+        lo = torch.tensor([r[0] for r in f.ranges])
+        assert (dd.x_train >= lo).all()
+
+
+def test_unknown_names_are_clear_errors():
+    with pytest.raises(DataError, match="digits"):
+        load_data("mnist")
+    with pytest.raises(DataError, match="known"):
+        load_data("formula:nope")
+    with pytest.raises(DataError, match="does not exist"):
+        load_data("missing.npz")
+
+
+def test_every_data_form_gives_the_same_batches(tmp_path):
+    x, y = torch.randn(30, 3), torch.randint(0, 2, (30,))
+    forms = [
+        (x, y),
+        (x.numpy(), y.numpy()),
+        DataLoader(TensorDataset(x, y), batch_size=8),
+        [(x[:10], y[:10]), (x[10:], y[10:])],
+        ((x[i : i + 5], y[i : i + 5]) for i in range(0, 30, 5)),  # one-shot generator
+    ]
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=y.numpy())
+    torch.save({"x": x, "y": y}, tmp_path / "d.pt")
+    forms += [str(tmp_path / "d.npz"), str(tmp_path / "d.pt"), "tests.data_factory:make"]
+    for form in forms:
+        b = Batches.of(form)
+        assert b.n_samples == 30
+        X, Y = b.tensors()
+        torch.testing.assert_close(X.float(), x)
+        assert torch.equal(Y.long(), y)
+        # re-iterable (a generator is materialised once)
+        assert sum(len(xb) for xb, _ in b) == 30
+
+
+def test_bad_data_forms():
+    with pytest.raises(DataError, match="must match"):
+        Batches.of((torch.randn(3, 2), torch.zeros(4)))
+    with pytest.raises(DataError, match="empty"):
+        Batches.of((torch.randn(0, 2), torch.zeros(0)))
+    with pytest.raises(DataError, match="cannot use"):
+        Batches.of(42)
+
+
+def test_loss_defaults_by_task():
+    out = torch.randn(4, 3)
+    assert resolve_loss(None, torch.tensor([0, 1, 2, 0])) is torch.nn.functional.cross_entropy
+    mse = resolve_loss(None, torch.randn(4, 3))
+    t = torch.randn(4, 3)
+    torch.testing.assert_close(mse(out, t), ((out - t) ** 2).mean())
+    with pytest.raises(OptionError, match="loss"):
+        resolve_loss("hinge", t)

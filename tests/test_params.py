@@ -1,0 +1,121 @@
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from inspect_kit.errors import ArchitectureMismatchError, NonFiniteError
+from inspect_kit.evaluate import evaluate, evaluate_many
+from inspect_kit.params import (
+    batched_forward,
+    check_finite,
+    filter_norms,
+    flatten,
+    functional_forward,
+    named_params,
+    same_structure,
+    unflatten,
+)
+from inspect_kit.testing import assert_untouched
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+
+
+def test_flatten_roundtrip_and_batch():
+    net = _net()
+    p = named_params(net)
+    v = flatten(p)
+    assert v.numel() == sum(t.numel() for t in net.parameters())
+    back = unflatten(v, p)
+    for k in p:
+        assert torch.equal(back[k], p[k])
+    batched = unflatten(torch.stack([v, 2 * v]), p)
+    assert batched["0.weight"].shape == (2, 6, 4)
+    assert torch.equal(batched["0.weight"][1], 2 * p["0.weight"])
+
+
+def test_filter_norms_match_manual():
+    net = _net()
+    norms = filter_norms(named_params(net))
+    w = net[0].weight.detach()
+    manual = torch.sqrt((w**2).sum(1))
+    torch.testing.assert_close(norms["0.weight"], manual)
+    torch.testing.assert_close(norms["0.bias"], net[0].bias.detach().norm().reshape(1))
+
+
+def test_functional_forward_equals_module_at_own_and_other_params():
+    net, other = _net(0), _net(1)
+    x = torch.randn(5, 4)
+    with assert_untouched(net):
+        torch.testing.assert_close(functional_forward(net, named_params(net), x), net(x))
+        torch.testing.assert_close(functional_forward(net, named_params(other), x), other(x))
+
+
+def test_batched_forward_equals_loop():
+    nets = [_net(s) for s in range(3)]
+    stacked = {k: torch.stack([named_params(n)[k] for n in nets]) for k in named_params(nets[0])}
+    x = torch.randn(7, 4)
+    with assert_untouched(nets[0]):
+        out = batched_forward(nets[0], stacked, x)
+    for i, n in enumerate(nets):
+        torch.testing.assert_close(out[i], n(x), rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_matches_direct_computation_and_batching():
+    net = _net()
+    x, y = torch.randn(50, 4), torch.randint(0, 3, (50,))
+    direct = float(nn.functional.cross_entropy(net(x), y).detach())
+    acc = float((net(x).argmax(1) == y).float().mean())
+    with assert_untouched(net):
+        one = evaluate(net, (x, y))
+        from inspect_kit.data import Batches
+
+        many = evaluate(net, Batches.of((x, y), batch_size=7))
+    assert one.loss == pytest.approx(direct, rel=1e-6)
+    assert many.loss == pytest.approx(direct, rel=1e-6)
+    assert one.accuracy == pytest.approx(acc)
+    nets = [net, _net(1)]
+    stacked = {k: torch.stack([named_params(n)[k] for n in nets]) for k in named_params(net)}
+    losses, accs = evaluate_many(net, stacked, (x, y))
+    assert float(losses[1]) == pytest.approx(evaluate(nets[1], (x, y)).loss, rel=1e-5)
+
+
+def test_structure_and_finiteness_errors():
+    a, b = _net(), nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3))
+    with pytest.raises(ArchitectureMismatchError, match="0.weight"):
+        same_structure(named_params(a), named_params(b))
+    bad = copy.deepcopy(a)
+    with torch.no_grad():
+        bad[2].bias[0] = float("nan")
+    with pytest.raises(NonFiniteError, match="2.bias"):
+        check_finite(named_params(bad))
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda n: n[0].weight.data.add_(1e-3),
+        lambda n: n(torch.randn(4, 2)),  # BatchNorm running stats move in train mode
+        lambda n: n.eval(),
+        lambda n: n[0].bias.requires_grad_(False),
+        lambda n: n[0].register_forward_hook(lambda *a: None),
+        lambda n: n(torch.randn(4, 2)).sum().backward(),  # leaves .grad behind
+    ],
+    ids=["weight", "buffer", "training", "requires_grad", "hook", "grad"],
+)
+def test_assert_untouched_catches_each_kind_of_mutation(mutate):
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    with pytest.raises(AssertionError, match="modified"):
+        with assert_untouched(net):
+            mutate(net)
+
+
+def test_assert_untouched_checks_after_an_error_too():
+    net = nn.Linear(2, 2)
+    with pytest.raises(AssertionError, match="parameter weight changed"):
+        with assert_untouched(net):
+            net.weight.data.zero_()
+            raise ValueError("analysis failed")
