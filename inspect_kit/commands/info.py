@@ -1,0 +1,27 @@
+"""``inspect-kit info CKPT``: what a checkpoint holds and which model it rebuilds."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_model_args, add_output_args, model_from_args, write_outputs
+
+NAME = "info"
+HELP = "describe a checkpoint: format, zoo architecture, tensors, parameter count, trajectory"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_args(parser)
+    add_output_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoints import load_checkpoint
+    from ..info import CheckpointInfo
+
+    ckpt = load_checkpoint(args.checkpoint, trust=args.trust)
+    model = model_from_args(args, args.checkpoint)
+    info = CheckpointInfo.of(ckpt, model)
+    print(info.summary())
+    write_outputs(args, info)
+    return 0
