@@ -1,0 +1,27 @@
+"""``inspect-kit gallery``: the main job (see :mod:`plotting.gallery`)."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "gallery"
+HELP = ("train small seeded models on bundled data, run every analysis, write figures and "
+        "gallery/README.md")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="gallery", help="output folder (default: gallery/)")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
+    parser.add_argument("--section", action="append", default=None,
+                        help="render only these sections (repeatable): kan_formulas, mlp_digits, "
+                             "kan_vs_mlp, vit_karat")
+    parser.add_argument("--no-progress", action="store_true", help="no progress messages")
+
+
+def run(args: argparse.Namespace) -> int:
+    from plotting.gallery import build_gallery
+
+    readme = build_gallery(args.out, quick=args.quick, progress=not args.no_progress,
+                           sections=args.section)
+    print(f"gallery written: {readme}")
+    return 0
