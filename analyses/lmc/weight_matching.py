@@ -1,0 +1,98 @@
+"""Weight matching (Ainsworth, Hayase, Srinivasa 2023, "Git Re-Basin", ICLR, Algorithm 1).
+
+Find permutations ``pi`` of model B's hidden units that maximise the inner product of the weights,
+
+    max_pi  sum_tensors < theta_A[tensor], pi(theta_B)[tensor] >,
+
+by coordinate descent: visit the groups in a random order (seeded); for group ``g`` hold the
+others fixed and solve the linear assignment problem
+
+    C_g = sum_{(tensor, axis) moved by g} A_(g) . pi_{-g}(B)_(g)^T,   pi_g = argmax_P <C_g, P>
+
+with ``scipy.optimize.linear_sum_assignment`` (``X_(g)`` = the tensor with g's units on the rows,
+everything else flattened). Biases, norm scales, KAN spline coefficients, masks and grids enter the
+cost like every other moved tensor (the PyPI ``rebasin`` package effectively ignores biases). Stop
+after a sweep in which no group gains more than ``tol`` (the procedure terminates: Lemma 2 of the
+paper), or after ``max_sweeps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from .permutation import PermutationSpec, permute_axis
+
+
+def _rows(t: torch.Tensor, axis: int, sizes: tuple[int, ...], k: int) -> torch.Tensor:
+    moved = t.movedim(axis, 0)
+    x = moved.reshape(*sizes, *moved.shape[1:]).movedim(k, 0)
+    return x.reshape(sizes[k], -1)
+
+
+def group_cost(spec: PermutationSpec, g: int, state_a: Mapping[str, torch.Tensor],
+               state_b: Mapping[str, torch.Tensor], perms: Sequence[torch.Tensor]) -> np.ndarray:
+    """``C_g[i, j]``: inner product of A's unit ``i`` and B's unit ``j`` (other groups applied)."""
+    n = spec.groups[g].size
+    cost = torch.zeros(n, n, dtype=torch.float64)
+    by_tensor: dict[str, list] = {}
+    for ax in spec.axes:
+        by_tensor.setdefault(ax.name, []).append(ax)
+    for name, axes in by_tensor.items():
+        if not any(g in ax.groups for ax in axes) or name not in state_a:
+            continue
+        a, b = state_a[name], state_b[name]
+        if not a.is_floating_point():
+            continue
+        for ax in axes:  # B with every other group's permutation applied
+            b = permute_axis(b, ax, perms, skip=g)
+        for ax in axes:
+            for k, gid in enumerate(ax.groups):
+                if gid != g:
+                    continue
+                # A's other sub-axes on this axis are compared with B's permuted ones: fine
+                cost += _rows(a, ax.axis, ax.sizes, k).to(cost.dtype) @ \
+                    _rows(b, ax.axis, ax.sizes, k).to(cost.dtype).T
+    return cost.numpy()
+
+
+def weight_matching(
+    spec: PermutationSpec,
+    state_a: Mapping[str, torch.Tensor],
+    state_b: Mapping[str, torch.Tensor],
+    *,
+    seed: int = 0,
+    init: Sequence[torch.Tensor] | None = None,
+    only: Sequence[int] | None = None,
+    max_sweeps: int = 100,
+    tol: float = 1e-12,
+) -> tuple[list[torch.Tensor], int]:
+    """Permutations of B's units matching A's weights; returns ``(perms, sweeps)``.
+
+    ``only`` restricts the search to some groups (the rest keep ``init``, identity by default).
+    """
+    perms = [p.clone() for p in init] if init is not None else spec.identity()
+    todo = list(range(len(spec.groups))) if only is None else list(only)
+    rng = np.random.default_rng(seed)
+    sweeps = 0
+    sa = {n: t.double() for n, t in state_a.items() if t.is_floating_point()}
+    sb = {n: t.double() for n, t in state_b.items() if t.is_floating_point()}
+    while sweeps < max_sweeps:
+        sweeps += 1
+        improved = False
+        for g in rng.permutation(todo):
+            g = int(g)
+            cost = group_cost(spec, g, sa, sb, perms)
+            old = perms[g].numpy()
+            _, cols = linear_sum_assignment(cost, maximize=True)
+            n = len(cols)
+            gain = cost[np.arange(n), cols].sum() - cost[np.arange(n), old].sum()
+            if gain > tol:
+                perms[g] = torch.as_tensor(cols, dtype=torch.long)
+                improved = True
+        if not improved:
+            break
+    return perms, sweeps
