@@ -1,0 +1,4 @@
+"""Attention maps: rollout, per-head statistics and the ``attention`` analysis.
+
+``from analyses.attention.api import attention`` (capture lives in :mod:`inspect_kit.attention`).
+"""
