@@ -149,7 +149,7 @@ class PykanAdapter(KANAdapter):
         if float(self._symbolic_on(l)[j, i]) == 0.0:
             return None
         sym = self.model.symbolic_fun[l]
-        return sym.funs_name[j][i], sym.funs_sympy[j][i], tuple(float(v) for v in sym.affine[j, i])
+        return sym.funs_name[j][i], sym.funs_sympy[j][i], tuple(float(v) for v in sym.affine[j, i].detach())
 
     def layer_inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """pykan's own forward on ``x`` with hooks on ``act_fun.{l}`` recording each layer's input.
