@@ -1,0 +1,240 @@
+"""``esd(model_or_state_dict_or_path, ...) -> ESDResult``: heavy-tailed ESD metrics per matrix.
+
+Heavy-Tailed Self-Regularisation (Martin & Mahoney 2021, JMLR 22:165): the eigenvalues of
+``W^T W`` of a trained layer follow a power law ``p(lambda) ~ lambda^-alpha`` in their tail, and
+smaller alpha (2-6) signals better-trained layers. Every >= 2-D parameter gets a row
+(``analyses.esd.matrices``), its ESD (``analyses.esd.spectra``), a power-law fit
+(``analyses.esd.powerlaw``) and the metrics of ``analyses.esd.metrics``.
+
+>>> import torch
+>>> from torch import nn
+>>> res = esd(nn.Linear(64, 32), progress=False)
+>>> res.layers[0]["name"], res.layers[0]["status"]
+('weight', 'success')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from inspect_kit.errors import OptionError
+from inspect_kit.progress import bar
+
+from . import metrics as M
+from . import powerlaw as PL
+from . import spectra
+from .matrices import LayerMatrix, layer_matrices, load_state_dict
+from .result import ROW_KEYS, ESDResult, summarise
+
+MODES = ("fast", "compat")
+BACKENDS = ("native", "weightwatcher")
+
+
+@contextlib.contextmanager
+def pinned_threads(n: int | None) -> Iterator[None]:
+    """Limit torch and BLAS/OpenMP threads to ``n`` inside the block (no-op for None)."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        with threadpool_limits(limits=int(n)):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _blank_row(lm: LayerMatrix) -> dict[str, Any]:
+    row: dict[str, Any] = {k: math.nan for k in ROW_KEYS}
+    row.update(
+        name=lm.name, param=lm.param, kind=lm.kind, shape=list(lm.shape),
+        N=lm.n_rows, M=lm.n_cols, rf=len(lm.mats), n_evals=lm.n_evals, status="skipped",
+        skip_reason=lm.skip_reason, flag=None, warning="", alpha_ci=[math.nan, math.nan],
+        num_tail=0, num_spikes=-1, detx_num=0, duplicate_of=lm.duplicate_of, ww_type=lm.ww_type,
+        partial=lm.partial, small_n=False,
+    )
+    return row
+
+
+def spectrum(lm: LayerMatrix, mode: str, *, max_evals: int, partial_k: int,
+             seed: int) -> np.ndarray:
+    """The ESD of one layer matrix in ``mode`` (see :mod:`analyses.esd.spectra`)."""
+    if len(lm.mats) == 1 and lm.n_cols > max_evals:
+        lm.partial = True
+        return spectra.topk_evals(lm.mats, partial_k, seed=seed)
+    ev = spectra.svd_evals(lm.mats) if mode == "compat" else spectra.gram_evals(lm.mats)
+    if mode == "compat" and lm.ww_type == "conv2d" and lm.kind == "conv2d":
+        ev = ev * 0.5  # WeightWatcher's conv2d_norm: each slice scaled by sqrt(1/2) when pooled
+    return ev
+
+
+def analyse_matrix(lm: LayerMatrix, *, mode: str = "fast", min_evals: int = 8,
+                   max_evals: int = 15000, partial_k: int = 500, mp_fit: bool = True,
+                   randomize: bool = False, detx: bool = True, n_boot: int = 200,
+                   level: float = 0.9, seed: int = 0) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Metrics of one :class:`LayerMatrix` -> ``(row, eigenvalues or None)``."""
+    row = _blank_row(lm)
+    if lm.skip_reason:
+        return row, None
+    if not all(bool(torch.isfinite(m).all()) for m in lm.mats):
+        row["skip_reason"] = "non-finite values (NaN or inf) in the tensor; fix the weights"
+        return row, None
+    if lm.n_evals < min_evals:
+        row["skip_reason"] = (f"only {lm.n_evals} eigenvalues (< min_evals={min_evals}); too few "
+                              "for a power-law fit")
+        return row, None
+    if all(not bool(m.any()) for m in lm.mats):
+        row["skip_reason"] = "all-zero tensor: empty spectrum"
+        return row, None
+    ev = spectrum(lm, mode, max_evals=max_evals, partial_k=partial_k, seed=seed)
+    row["partial"] = lm.partial
+    fit = PL.fit_power_law(ev, exact=(mode == "compat"))
+    row.update(alpha_raw=fit.alpha, alpha=fit.alpha, xmin=fit.xmin, xmax=fit.xmax, D=fit.D,
+               sigma=fit.sigma, num_tail=fit.n_tail, small_n=fit.small_n,
+               status="success" if fit.status == "success" else "failed")
+    flag = PL.degeneracy(ev, fit)
+    if flag:
+        row["flag"] = flag
+        row["alpha"] = math.nan
+    elif fit.status == "success":
+        if fit.n_tail < 10 and not fit.small_n:
+            row["flag"] = f"power-law tail of only {fit.n_tail} points: alpha not meaningful"
+        row["alpha_ci"] = list(PL.bootstrap_ci(ev, fit, n_boot=n_boot, level=level, seed=seed))
+        row["warning"] = ("over-trained" if fit.alpha < 2 else
+                          "under-trained" if fit.alpha > 6 else "")
+    row.update(M.norm_metrics(ev, row["alpha"]))
+    if mp_fit or randomize:
+        mp = M.mp_fit(ev, lm.n_rows, lm.n_cols)
+        row.update(mp_softrank=mp["mp_softrank"], num_spikes=mp["num_spikes"],
+                   sigma_mp=mp["sigma_mp"], bulk_max=mp["bulk_max"])
+        if flag is None and mp["num_spikes"] == 0 and not row["flag"]:
+            row["flag"] = "no eigenvalue above the MP bulk edge (MP-like, random-looking ESD)"
+    if randomize:
+        rng = np.random.default_rng(seed)
+        reps = 5 if lm.n_evals < 100 else 1
+        rand = [spectrum(LayerMatrix(lm.name, lm.param, lm.kind, lm.shape,
+                                     spectra.shuffled(lm.mats, rng), ww_type=lm.ww_type),
+                         mode, max_evals=max_evals, partial_k=partial_k, seed=seed)
+                for _ in range(reps)]
+        rall = np.sort(np.concatenate(rand))
+        rmp = M.mp_fit(rall, lm.n_rows, lm.n_cols)
+        row.update(rand_num_spikes=rmp["num_spikes"], rand_mp_softrank=rmp["mp_softrank"],
+                   rand_bulk_max=rmp["bulk_max"], max_rand_eval=float(rall.max()),
+                   ww_softrank=float(rall.max() / ev.max()),
+                   rand_distance=M.js_distance(ev, rand[0]) if len(rand[0]) == len(ev)
+                   else math.nan)
+    if detx:
+        row.update(M.detx(ev, fit.n_tail if fit.status == "success" else None))
+    return row, ev
+
+
+def _resolve(source: Any) -> tuple[nn.Module | Mapping[str, torch.Tensor], str]:
+    if isinstance(source, (str, os.PathLike)):
+        return load_state_dict(source), str(source)
+    if isinstance(source, nn.Module):
+        return source, type(source).__name__
+    if isinstance(source, Mapping):
+        return source, "state_dict"
+    raise OptionError(
+        f"esd needs an nn.Module, a state dict or a checkpoint path; got {type(source).__name__}"
+    )
+
+
+def _select(rows: list[LayerMatrix], layers: Sequence[str] | None) -> list[LayerMatrix]:
+    if not layers:
+        return rows
+    keep = [r for r in rows if any(r.name == s or r.param == s or r.name.startswith(s + ".")
+                                   or s in r.name for s in layers)]
+    if not keep:
+        raise OptionError(f"layers={list(layers)} matched no row; rows: "
+                          f"{', '.join(r.name for r in rows[:20])}")
+    return keep
+
+
+def esd(
+    source: nn.Module | Mapping[str, torch.Tensor] | str | os.PathLike,
+    *,
+    mode: str = "fast",
+    backend: str = "native",
+    layers: Sequence[str] | None = None,
+    min_evals: int = 8,
+    max_evals: int = 15000,
+    partial_k: int = 500,
+    mp_fit: bool = True,
+    randomize: bool = False,
+    detx: bool = True,
+    n_boot: int = 200,
+    level: float = 0.9,
+    conv: str = "pooled",
+    dedupe: bool = True,
+    keep_evals: bool = True,
+    seed: int = 0,
+    threads: int | None = None,
+    progress: bool | None = None,
+) -> ESDResult:
+    """ESD metrics for every >= 2-D parameter of a model, a state dict or a checkpoint file.
+
+    ``mode="fast"``: float32 Gram eigenvalues; ``mode="compat"``: WeightWatcher 0.7.7's float64
+    SVD, conv2d scaling and fit arithmetic (alpha to ~1e-14). ``backend="weightwatcher"`` runs
+    WeightWatcher itself on the same weights and returns its rows, with ``comparison`` holding a
+    side-by-side table against this kit's compat mode. ``min_evals``/``max_evals``: rows with
+    fewer eigenvalues are skipped (with a reason); a matrix whose smaller side exceeds
+    ``max_evals`` gets its top ``partial_k`` eigenvalues only. ``mp_fit``: MP bulk fit
+    (``mp_softrank``, ``num_spikes``); ``randomize``: ESD of the element-shuffled matrix
+    (``rand_*`` columns, seeded); ``detx``: SETOL detX/ERG columns; ``n_boot``/``level``:
+    fixed-xmin bootstrap CI of alpha; ``conv``: ``"pooled"`` per-tap slices (default),
+    ``"flat"`` ``(out, in*k)`` or ``"both"``. The model is never modified.
+    """
+    if mode not in MODES:
+        raise OptionError(f"mode must be one of {MODES}, got {mode!r}")
+    if backend not in BACKENDS:
+        raise OptionError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not 0 < level < 1:
+        raise OptionError(f"level must be in (0, 1), got {level}")
+    if backend == "weightwatcher":
+        from .ww_backend import esd_weightwatcher
+
+        return esd_weightwatcher(source, mp_fit=mp_fit, randomize=randomize, detx=detx,
+                                 min_evals=min_evals, max_evals=max_evals, layers=layers,
+                                 threads=threads, seed=seed)
+    t0 = time.perf_counter()
+    src, label = _resolve(source)
+    with pinned_threads(threads), torch.no_grad():
+        mats = _select(layer_matrices(src, conv=conv, dedupe=dedupe), layers)
+        rows: list[dict[str, Any]] = []
+        evals: dict[str, list[float]] = {}
+        done: dict[str, dict[str, Any]] = {}
+        with bar(total=len(mats), desc="esd", progress=progress) as pb:
+            for i, lm in enumerate(mats):
+                if lm.duplicate_of and lm.duplicate_of in done:
+                    r = dict(done[lm.duplicate_of])
+                    r.update(name=lm.name, param=lm.param, duplicate_of=lm.duplicate_of)
+                    rows.append(r)
+                    pb.update(1)
+                    continue
+                r, ev = analyse_matrix(lm, mode=mode, min_evals=min_evals, max_evals=max_evals,
+                                       partial_k=partial_k, mp_fit=mp_fit, randomize=randomize,
+                                       detx=detx, n_boot=n_boot, level=level, seed=seed + i)
+                r["duplicate_of"] = None
+                done[lm.name] = r
+                rows.append(r)
+                if keep_evals and ev is not None:
+                    evals[lm.name] = ev.tolist()
+                pb.update(1)
+    options = dict(min_evals=min_evals, max_evals=max_evals, partial_k=partial_k, mp_fit=mp_fit,
+                   randomize=randomize, detx=detx, n_boot=n_boot, level=level, conv=conv,
+                   dedupe=dedupe, seed=seed)
+    return ESDResult(layers=rows, seconds=time.perf_counter() - t0, mode=mode, backend=backend,
+                     summary=summarise(rows), eigenvalues=evals, options=options, source=label)
