@@ -45,16 +45,16 @@ def bspline_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
     B_{m+1,p-1}(x)``, a term with a zero denominator (repeated knots) counting as 0.
     """
     x = x.unsqueeze(-1)  # (B, n, 1)
-    t = grid.unsqueeze(0)  # (1, n, M)
+    t = grid.to(x.dtype).unsqueeze(0)  # (1, n, M)
     value = ((x >= t[..., :-1]) & (x < t[..., 1:])).to(x.dtype)
     for p in range(1, k + 1):
         d_left = t[..., p:-1] - t[..., : -(p + 1)]
         d_right = t[..., p + 1 :] - t[..., 1:-p]
-        left = (x - t[..., : -(p + 1)]) / torch.where(d_left == 0, torch.ones_like(d_left), d_left)
-        right = (t[..., p + 1 :] - x) / torch.where(d_right == 0, torch.ones_like(d_right), d_right)
-        left = torch.where(d_left == 0, torch.zeros_like(left), left)
-        right = torch.where(d_right == 0, torch.zeros_like(right), right)
-        value = left * value[..., :-1] + right * value[..., 1:]
+        # reciprocals on the (small) knot tensors; 0 where a denominator vanishes
+        inv_left = torch.where(d_left == 0, 0.0, 1.0 / d_left)
+        inv_right = torch.where(d_right == 0, 0.0, 1.0 / d_right)
+        value = ((x - t[..., : -(p + 1)]) * inv_left * value[..., :-1]
+                 + (t[..., p + 1 :] - x) * inv_right * value[..., 1:])
     return value
 
 
