@@ -1,0 +1,82 @@
+"""The Result of a Hessian analysis (``HessianResult``), as written to ``--json``.
+
+JSON keys: ``eigenvalues`` (descending) with ``residuals`` (``||H y - theta y||``) and
+``converged``; ``trace``, ``trace_stderr``, ``trace_method``; ``density`` (``nodes``,
+``weights``, ``grid``, ``values``, ``width``, ``threshold``, ``negative_mass``, log-|lambda|
+view) when asked; ``blocks`` (one dict per parameter group) when asked; ``hvp_count``; and,
+with ``backend="pyhessian"``, ``reference`` holding PyHessian's numbers on the same inputs.
+Ritz vectors (``eigenvectors``) stay in memory only: they are left out of the JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+
+from inspect_kit.results import Result, _nan_array
+
+_DENSITY_ARRAYS = ("nodes", "weights", "grid", "values", "log_grid", "log_values_positive",
+                   "log_values_negative")
+
+
+@dataclasses.dataclass(frozen=True)
+class HessianResult(Result):
+    """Top/bottom eigenvalues, trace, spectral density and blocks of a loss Hessian."""
+
+    result_type: ClassVar[str] = "HessianResult"
+
+    eigenvalues: np.ndarray
+    residuals: np.ndarray
+    converged: list[bool]
+    which: str
+    trace: float | None
+    trace_stderr: float | None
+    trace_method: str | None
+    density: dict[str, Any] | None
+    blocks: list[dict[str, Any]] | None
+    hvp_count: int
+    n_params: int
+    n_samples: int
+    param_names: list[str]
+    skipped: list[str]
+    mode: str | None
+    dtype: str
+    backend: str
+    seed: int
+    lanczos_steps: int
+    reference: dict[str, Any] | None = None
+    eigenvectors: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.pop("eigenvectors", None)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HessianResult:
+        obj = super().from_dict(data)
+        fixes: dict[str, Any] = {}
+        if obj.density is not None:
+            fixes["density"] = {k: (_nan_array(v) if k in _DENSITY_ARRAYS and v is not None else v)
+                                for k, v in obj.density.items()}
+        if obj.blocks is not None:
+            fixes["blocks"] = [{k: (_nan_array(v) if k in ("eigenvalues", "residuals") else v)
+                                for k, v in b.items()} for b in obj.blocks]
+        return dataclasses.replace(obj, **fixes) if fixes else obj
+
+    @property
+    def lambda_max(self) -> float:
+        return float(np.max(self.eigenvalues)) if len(self.eigenvalues) else float("nan")
+
+    @property
+    def lambda_min(self) -> float:
+        return float(np.min(self.eigenvalues)) if len(self.eigenvalues) else float("nan")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per eigenvalue (rank, value, residual, converged)."""
+        return [{"rank": i + 1, "eigenvalue": float(v), "residual": float(r),
+                 "converged": bool(c)}
+                for i, (v, r, c) in enumerate(zip(self.eigenvalues, self.residuals,
+                                                  self.converged))]
