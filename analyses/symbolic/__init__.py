@@ -1,0 +1,1 @@
+"""Symbolic regression of KAN edges: primitive library, batched fitting, selection, composition."""

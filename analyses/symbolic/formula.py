@@ -1,0 +1,385 @@
+"""Composing, refitting, snapping, simplifying and safely exporting a KAN's formula.
+
+* :func:`compose`: layer by layer, node expressions -> ``adapter.input_map_sympy`` -> the chosen
+  edge fits ``c f(a e_i + b) + d`` -> sub-node sums -> ``adapter.node_map_sympy`` (biases, node and
+  sub-node affines, mult nodes of any arity, all defined by the adapter).
+* :func:`refit`: every float constant of the composed expression becomes a parameter, fitted
+  jointly by L-BFGS (torch, float64) to the network's outputs on the training inputs.
+* :func:`snap`: greedy, one constant at a time, try the simplest nearby ``p/q * K`` with
+  ``K in {1, pi, sqrt2, sqrt3, e, sqrt(pi), 1/pi, 1/sqrt(pi)}``, ``q <= 12`` (and 0); keep a snap
+  only when the formula-vs-data MSE after refitting the other constants stays below
+  ``1.2 * max(MSE before, MSE of the network itself) + 1e-14 var(y)`` ("does not hurt the fit").
+* :func:`simplify_with_timeout`: ``sympy.simplify`` in a forked process, killed after a limit.
+* :func:`singularities`, :func:`to_callable`, :func:`to_torch`: exports that raise
+  :class:`~inspect_kit.errors.NonFiniteError` naming the violated condition (division by zero,
+  sqrt/log of a negative, asin out of [-1, 1], ...) instead of returning inf/NaN silently.
+* :func:`exact_match`: the criterion for exact recovery, stated here once: the formula and the
+  truth agree to ``1e-8 * max(1, max|truth|)`` on 256 seeded uniform points of the data box;
+  ``sympy.simplify(formula - truth) == 0`` is reported separately (it may time out).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from inspect_kit.errors import NonFiniteError
+
+from .library import Primitive, _sym
+
+CONSTANTS = (("1", 1.0), ("pi", math.pi), ("sqrt(2)", math.sqrt(2)), ("sqrt(3)", math.sqrt(3)),
+             ("E", math.e), ("sqrt(pi)", math.sqrt(math.pi)), ("1/pi", 1 / math.pi),
+             ("1/sqrt(pi)", 1 / math.sqrt(math.pi)))
+
+
+def input_symbols(n: int) -> list[Any]:
+    import sympy
+
+    return [sympy.Symbol(f"x{i + 1}", real=True) for i in range(n)]
+
+
+def edge_expr(prim: Primitive | None, params: dict[str, float], var: Any,
+              poly: Sequence[float] | None = None) -> Any:
+    """One edge ``c f(a var + b) + d`` (``prim=None``: the constant ``d`` of a zeroed edge)."""
+    import sympy
+
+    if prim is None:
+        return sympy.Float(params["d"]) if params["d"] else sympy.Integer(0)
+    if prim.symmetry == "poly":
+        return sum(sympy.Float(c) * var**k for k, c in enumerate(poly))
+    x = _sym()
+    a, b, c, d = (float(params[k]) for k in "abcd")
+    inner = sympy.Float(a) * var + sympy.Float(b) if (a, b) != (1.0, 0.0) else var
+    body = inner if prim.symmetry == "linear" else prim.sympy().subs(x, inner)
+    out = body if c == 1.0 else sympy.Float(c) * body
+    return out + sympy.Float(d) if d else out
+
+
+def compose(adapter: Any, edges: dict[tuple[int, int, int], Any]) -> list[Any]:
+    """Output expressions of the network with edge ``(l, j, i)`` replaced by ``edges[(l, j, i)]``,
+    a callable ``var -> sympy expr`` (missing edges count as 0)."""
+    import sympy
+
+    h = input_symbols(adapter.widths[0])
+    for l in range(adapter.n_layers):
+        e = adapter.input_map_sympy(l, h)
+        n_out, n_in = adapter.edge_shape(l)
+        subs = [sympy.Add(*[edges[(l, j, i)](e[i]) for i in range(n_in) if (l, j, i) in edges])
+                for j in range(n_out)]
+        h = adapter.node_map_sympy(l, subs)
+    return [fold_exp(v) for v in h]
+
+
+def fold_exp(expr: Any) -> Any:
+    """``exp(u + k) -> e^k exp(u)`` for float ``k`` (removes a redundant constant before refits)."""
+    import sympy
+
+    def rule(e: Any) -> Any:
+        arg = e.args[0]
+        if isinstance(arg, sympy.Add):
+            k = [t for t in arg.args if t.is_Number]
+            if k:
+                return sympy.exp(sympy.Add(*k)) * sympy.exp(sympy.Add(*[t for t in arg.args
+                                                                         if not t.is_Number]))
+        return e
+
+    return expr.replace(lambda e: isinstance(e, sympy.exp), rule)
+
+
+def floats(expr: Any) -> list[Any]:
+    """The float constants of ``expr`` in a deterministic order."""
+    import sympy
+
+    return sorted(expr.atoms(sympy.Float), key=lambda f: (float(f), str(f)))
+
+
+def lambdify_torch(expr: Any, args: Sequence[Any]) -> Callable:
+    import sympy
+
+    fn = sympy.lambdify(list(args), expr.evalf() if expr.free_symbols else expr, "torch")
+
+    def g(*a: torch.Tensor) -> torch.Tensor:
+        out = fn(*a)
+        return torch.as_tensor(out, dtype=a[0].dtype) + torch.zeros_like(a[0])
+
+    return g
+
+
+def evaluate(expr: Any, syms: Sequence[Any], X: torch.Tensor) -> torch.Tensor:
+    """``expr`` on the rows of ``X (N, n)`` in float64 (no guards; see :func:`to_callable`)."""
+    X = torch.as_tensor(X, dtype=torch.float64)
+    with torch.no_grad():
+        return lambdify_torch(expr, syms)(*[X[:, i] for i in range(X.shape[1])])
+
+
+def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor, *,
+          steps: int = 100, frozen: Sequence[Any] = ()) -> Any:
+    """Joint L-BFGS refit of every float constant of ``expr`` (except ``frozen``) to ``target``.
+
+    Returns the refitted expression, or ``expr`` unchanged when the refit does not lower the MSE.
+    """
+    import sympy
+
+    consts = [f for f in floats(expr) if f not in set(frozen)]
+    if not consts:
+        return expr
+    ps = [sympy.Symbol(f"_p{k}") for k in range(len(consts))]
+    templ = expr.xreplace(dict(zip(consts, ps)))
+    fn = lambdify_torch(templ, list(syms) + ps)
+    X = torch.as_tensor(X, dtype=torch.float64)
+    cols = [X[:, i] for i in range(X.shape[1])]
+    y = torch.as_tensor(target, dtype=torch.float64).reshape(-1)
+    theta = torch.tensor([float(c) for c in consts], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([theta], lr=1, max_iter=steps, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-14, tolerance_change=1e-16, history_size=20)
+
+    def loss_fn() -> torch.Tensor:
+        return ((fn(*cols, *theta.unbind()) - y) ** 2).mean()
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_fn()
+        if torch.isfinite(loss):
+            loss.backward()
+        return loss
+
+    with torch.no_grad():
+        before = float(loss_fn())
+    try:
+        opt.step(closure)
+    except RuntimeError:
+        return expr
+    with torch.no_grad():
+        after = float(loss_fn())
+    if not (math.isfinite(after) and after < before) or not torch.isfinite(theta).all():
+        return expr
+    return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(ps, theta.detach())})
+
+
+def candidates(v: float, *, max_q: int = 12, rel: float = 1e-2) -> list[Any]:
+    """Simple constants near ``v``, simplest first: 0 (for |v| < 1e-3), then ``p/q * K``."""
+    import sympy
+
+    out: list[tuple[tuple, Any]] = []
+    if abs(v) < 1e-3:
+        out.append(((0, 0, 0.0), sympy.Integer(0)))
+    for ki, (kname, kval) in enumerate(CONSTANTS):
+        fr = Fraction(v / kval).limit_denominator(max_q)
+        if fr == 0:
+            continue
+        approx = float(fr) * kval
+        err = abs(approx - v) / max(abs(v), 1e-300)
+        if err <= rel:
+            val = sympy.Rational(fr.numerator, fr.denominator) * sympy.sympify(kname)
+            out.append(((fr.denominator + ki + (abs(fr.numerator) > 12), err, ki), val))
+    out.sort(key=lambda t: t[0])
+    return [v for _, v in out]
+
+
+def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
+         y_net: torch.Tensor, *, max_tries: int = 3, steps: int = 60) -> Any:
+    """Greedy constant snapping with refits (criterion in the module docstring)."""
+    X = torch.as_tensor(X, dtype=torch.float64)
+    yd = torch.as_tensor(y_data, dtype=torch.float64).reshape(-1)
+    yn = torch.as_tensor(y_net, dtype=torch.float64).reshape(-1)
+
+    def mse(e: Any) -> float:
+        with np.errstate(all="ignore"):
+            v = float(((evaluate(e, syms, X) - yd) ** 2).mean())
+        return v if math.isfinite(v) else math.inf
+
+    floor = float(((yn - yd) ** 2).mean())
+    tiny = 1e-14 * float(yd.var()) + 1e-300
+    cur, cur_mse = expr, mse(expr)
+    done: set[float] = set()
+    for _ in range(4 * len(floats(expr)) + 4):
+        todo = [f for f in floats(cur) if float(f) not in done]
+        if not todo:
+            break
+        f = todo[0]
+        done.add(float(f))
+        limit = 1.2 * max(cur_mse, floor) + tiny
+        for cand in candidates(float(f))[:max_tries]:
+            trial = cur.xreplace({f: cand})
+            m = mse(trial)
+            if m > limit:
+                trial = refit(trial, syms, X, yn, steps=steps)
+                m = mse(trial)
+            if m <= limit:
+                cur, cur_mse = trial, m
+                done = {float(g) for g in floats(cur)} & done
+                break
+    return cur
+
+
+def _simplify_worker(text: str, conn: Any) -> None:
+    import sympy
+
+    try:
+        conn.send(sympy.srepr(sympy.simplify(sympy.sympify(text))))
+    except Exception as exc:  # pragma: no cover - reported to the parent
+        conn.send("ERROR " + repr(exc))
+    conn.close()
+
+
+def simplify_with_timeout(expr: Any, seconds: float = 10.0) -> tuple[Any, bool]:
+    """``(sympy.simplify(expr), True)`` or ``(expr, False)`` when it takes longer than ``seconds``
+    (run in a forked process that is terminated at the limit; falls back to no simplification
+    where fork is unavailable)."""
+    import sympy
+
+    try:
+        ctx = mp.get_context("fork")
+    except ValueError:  # pragma: no cover - Windows
+        return expr, False
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_simplify_worker, args=(sympy.srepr(expr), child), daemon=True)
+    proc.start()
+    child.close()
+    ok = parent.poll(seconds)
+    text = parent.recv() if ok else None
+    if proc.is_alive():
+        proc.terminate()
+    proc.join(1)
+    parent.close()
+    if not text or text.startswith("ERROR"):
+        return expr, False
+    return sympy.sympify(text), True
+
+
+def singularities(expr: Any) -> list[tuple[str, Any]]:
+    """Conditions for ``expr`` to be finite and real: ``[(description, guard_expr)]`` where the
+    formula is undefined wherever ``guard_expr <= 0`` (the guards are evaluated by the exports)."""
+    import sympy
+
+    out: list[tuple[str, Any]] = []
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Pow):
+            base, ex = node.args
+            if ex.is_number and ex.is_negative:
+                out.append((f"division by zero where {base} = 0", sympy.Abs(base)))
+            if ex.is_number and not ex.is_integer:
+                guard = base if ex.is_negative else base + sympy.Float(1e-300)
+                out.append((f"even root of a negative where {base} < 0", guard))
+        elif isinstance(node, sympy.log):
+            out.append((f"log of a non-positive where {node.args[0]} <= 0", node.args[0]))
+        elif isinstance(node, (sympy.asin, sympy.acos)):
+            out.append((f"{type(node).__name__} argument outside [-1, 1]: {node.args[0]}",
+                        1 - node.args[0] ** 2 + sympy.Float(1e-300)))
+        elif isinstance(node, sympy.atanh):
+            out.append((f"atanh argument outside (-1, 1): {node.args[0]}", 1 - node.args[0] ** 2))
+        elif isinstance(node, sympy.tan):
+            out.append((f"tan pole where cos({node.args[0]}) = 0", sympy.Abs(sympy.cos(node.args[0]))))
+    seen, uniq = set(), []
+    for d, g in out:
+        if d not in seen and g.free_symbols:
+            seen.add(d)
+            uniq.append((d, g))
+    return uniq
+
+
+class _Guarded:
+    def __init__(self, expr: Any, syms: Sequence[Any]):
+        self.expr, self.syms = expr, list(syms)
+        self.fn = lambdify_torch(expr, self.syms)
+        self.guards = [(d, lambdify_torch(g, self.syms)) for d, g in singularities(expr)]
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        if X.dim() != 2 or X.shape[1] != len(self.syms):
+            raise NonFiniteError(f"the formula takes inputs of shape (N, {len(self.syms)}), "
+                                 f"got {tuple(X.shape)}")
+        cols = [X[:, i] for i in range(X.shape[1])]
+        with torch.no_grad():
+            for desc, g in self.guards:
+                gv = g(*cols)
+                bad = ~(gv > 0)
+                if bool(bad.any()):
+                    r = int(bad.nonzero()[0, 0])
+                    raise NonFiniteError(
+                        f"the formula is undefined at {int(bad.sum())} of {len(X)} inputs "
+                        f"({desc}); first at x={X[r].tolist()}. Restrict inputs to the data range")
+        out = self.fn(*cols)
+        if not bool(torch.isfinite(out).all()):
+            r = int((~torch.isfinite(out)).nonzero()[0, 0])
+            raise NonFiniteError(f"the formula is not finite at x={X[r].tolist()}")
+        return out
+
+
+def to_callable(expr: Any, syms: Sequence[Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """A numpy function ``X (N, n) -> (N,)`` that raises NonFiniteError at singular inputs."""
+    g = _Guarded(expr, syms)
+
+    def f(X: Any) -> np.ndarray:
+        Xt = torch.as_tensor(np.asarray(X, dtype=float), dtype=torch.float64)
+        Xt = Xt[None] if Xt.dim() == 1 else Xt
+        return g(Xt).numpy()
+
+    f.__doc__ = f"{expr}  (raises NonFiniteError where undefined)"
+    return f
+
+
+class FormulaModule(nn.Module):
+    """A torch module ``x (B, n) -> (B, 1)`` computing the formula, guarded like :func:`to_callable`."""
+
+    def __init__(self, expr: Any, syms: Sequence[Any]):
+        super().__init__()
+        self._g = _Guarded(expr, syms)
+        self.formula = str(expr)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._g(x.to(torch.float64)).unsqueeze(1).to(x.dtype)
+
+
+def to_torch(expr: Any, syms: Sequence[Any]) -> FormulaModule:
+    return FormulaModule(expr, syms)
+
+
+def to_latex(expr: Any) -> str:
+    import sympy
+
+    return sympy.latex(expr)
+
+
+def op_count(expr: Any) -> int:
+    import sympy
+
+    return int(sympy.count_ops(expr))
+
+
+def r2_score(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """``1 - SSE/SST`` (``-inf`` when the prediction is not finite)."""
+    p = torch.as_tensor(pred, dtype=torch.float64).reshape(-1)
+    t = torch.as_tensor(target, dtype=torch.float64).reshape(-1)
+    if not bool(torch.isfinite(p).all()):
+        return -math.inf
+    sst = float(((t - t.mean()) ** 2).sum())
+    return 1.0 - float(((p - t) ** 2).sum()) / max(sst, 1e-300)
+
+
+def exact_match(expr: Any, truth: Any, syms: Sequence[Any], box: np.ndarray, *, seed: int = 0,
+                symbolic_seconds: float = 10.0) -> dict[str, Any]:
+    """Exact-recovery check (criterion in the module docstring). ``box``: (n, 2) input ranges."""
+    import sympy
+
+    if isinstance(truth, str):
+        truth = sympy.sympify(truth, locals={s.name: s for s in syms})
+    truth = truth.xreplace({sympy.Symbol(s.name): s for s in syms})
+    g = torch.Generator().manual_seed(int(seed))
+    lo = torch.as_tensor(box[:, 0], dtype=torch.float64)
+    hi = torch.as_tensor(box[:, 1], dtype=torch.float64)
+    X = lo + (hi - lo) * torch.rand(256, len(syms), generator=g, dtype=torch.float64)
+    with np.errstate(all="ignore"):
+        f, t = evaluate(expr, syms, X), evaluate(truth, syms, X)
+    err = float((f - t).abs().max()) if bool(torch.isfinite(f).all()) else math.inf
+    scale = max(1.0, float(t.abs().max()))
+    diff, done = simplify_with_timeout(sympy.expand(expr - truth), symbolic_seconds)
+    sym_ok = (diff == 0) if done else None
+    return {"exact": bool(err <= 1e-8 * scale), "max_abs_error": err, "symbolic_zero": sym_ok,
+            "truth": str(truth)}
