@@ -308,6 +308,8 @@ def run_points(
         m = chosen
         if m is None:
             m = "loop" if "loop" not in timing["ms_per_point"] else "vmap"
+            if m == "vmap" and n - start < 2 * chunk:  # too few points left to pay for a trial
+                chosen = m = "loop"
         t0 = time.perf_counter()
         try:
             lo, ac = ev.evaluate(coefs[idx], m)
@@ -327,7 +329,7 @@ def run_points(
         if on_chunk is not None:
             on_chunk(idx, lo, ac)
         start += len(idx)
-    timing["method"] = chosen or method
+    timing["method"] = chosen or next(iter(timing["ms_per_point"]), method)
     timing["wall_ms_per_point"] = (time.perf_counter() - t_all) * 1e3 / max(1, n)
     timing["first_layer_trick"] = ev.trick is not None
     return loss, acc, timing
