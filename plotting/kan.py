@@ -115,7 +115,7 @@ def _draw(samples: Any, edge_sc: list[np.ndarray] | None, fits: dict, beta: floa
     for l in range(L):
         n_out, n_in = samples.edge_shapes[l]
         sub_owner, in_owner = samples.subnode_owner[l], samples.input_owner[l]
-        idx = [(j, i) for j in range(n_out) for i in range(n_in)]
+        idx = [(j, i) for j in range(n_out) for i in range(n_in) if (l, j, i) in rows]
         sc = {(j, i): (None if edge_sc is None else float(edge_sc[l][j, i])) for j, i in idx}
         spread = {(j, i): float(np.ptp(y_np[rows[(l, j, i)]])) for j, i in idx}
         rank = sorted(idx, key=lambda e: -(sc[e] if sc[e] is not None else spread[e]))

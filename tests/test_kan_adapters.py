@@ -368,3 +368,63 @@ def test_edge_samples_round_trip(tmp_path):
     t = EdgeSamples.load(tmp_path / "s.json")
     assert t.index == s.index and torch.allclose(t.y, s.y.double()) and torch.equal(t.masked, s.masked)
     assert copy.copy(t).family == "zoo"
+
+
+# ---------------------------------------------------------------- activations / partial dependence
+def test_prelu_channels_sampled_on_observed_range():
+    from inspect_kit.kan.activations import sample_activations
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(3, 4), nn.PReLU(4), nn.Linear(4, 1))
+    with torch.no_grad():
+        m[1].weight.copy_(torch.tensor([0.1, -0.5, 0.9, 0.3]))
+    x = torch.randn(300, 3)
+    with assert_untouched(m):
+        s = sample_activations(m, (x, torch.zeros(300, 1)), n_points=31, max_samples=None)
+    pre = m[0](x).detach()
+    assert s.labels[2] == "1 (PReLU) channel 2" and s.x.shape == (4, 31)
+    for c in range(4):
+        assert torch.isclose(s.x[c, 0], pre[:, c].min()) and torch.isclose(s.x[c, -1], pre[:, c].max())
+        ref = F.prelu(s.x[c][:, None], m[1].weight.detach()[c : c + 1])[:, 0]
+        assert torch.allclose(s.y[c], ref, atol=TOL)
+        assert set(s.x_obs[c].tolist()) <= set(pre[:, c].tolist())
+
+
+def test_karat_heads_and_rational():
+    from inspect_kit.kan.activations import sample_activations
+    from inspect_kit.zoo import build
+
+    v = build("vit", attention="fourier_karat", depth=1, heads=2, dim=8)
+    x = torch.randn(16, 64)
+    seen = []
+    h = v.blocks[0].attn.attn_fn.register_forward_hook(lambda mod, a, o: seen.append(a[0].detach()))
+    v(x)
+    h.remove()
+    with assert_untouched(v):
+        s = sample_activations(v, (x, torch.zeros(16)), n_points=21)
+    fn = v.blocks[0].attn.attn_fn
+    for head in range(2):
+        r = s.row(0, head, 0)
+        scores = seen[0][:, head]
+        assert torch.isclose(s.x[r, 0], scores.min()) and torch.isclose(s.x[r, -1], scores.max())
+        assert torch.allclose(s.y[r], fn.function(head, s.x[r]), atol=TOL)
+    mlp = build("mlp", sizes=(3, 5, 1), activation="rational")
+    s2 = sample_activations(mlp, (torch.randn(50, 3), torch.zeros(50, 1)))
+    assert s2.labels == ["layers.1 (Rational)"]
+    assert torch.allclose(s2.y[0], mlp.layers[1](s2.x[0]), atol=TOL)
+
+
+def test_partial_dependence_of_linear_model():
+    from inspect_kit.kan.activations import partial_dependence
+
+    lin = nn.Linear(3, 2).double()
+    x = x_data(101, 3)
+    s = partial_dependence(lin, (x, torch.zeros(101, 2)), n_points=11)
+    med = x.median(0).values
+    W, b = lin.weight.detach(), lin.bias.detach()
+    for k in range(2):
+        for i in range(3):
+            xs, ys = s.curve(0, k, i)
+            others = sum(W[k, m] * med[m] for m in range(3) if m != i)
+            assert torch.allclose(ys, W[k, i] * xs + others + b[k], atol=1e-12)
+            assert torch.isclose(xs[0], x[:, i].min()) and torch.isclose(xs[-1], x[:, i].max())
