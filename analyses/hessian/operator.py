@@ -128,8 +128,15 @@ class HessianOperator:
         self._cache: list[tuple[list[torch.Tensor], float]] | None = None
         # find parameters the loss does not depend on (first batch) and drop them
         x, y = next(iter(batches))
-        grads = self._batch_grads(x, y, list(self._leaves),
-                                  create_graph=self.cache_graph and n_batches == 1)
+        try:
+            grads = self._batch_grads(x, y, list(self._leaves),
+                                      create_graph=self.cache_graph and n_batches == 1)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise DataError(
+                f"cannot evaluate the loss of the model on the data ({type(exc).__name__}: "
+                f"{exc}); check that the inputs have the shape the model expects, the targets "
+                "suit the loss, and the model runs with torch.func.functional_call"
+            ) from exc
         used = [n for n, g in zip(self._leaves, grads) if g is not None]
         self.skipped = [n for n in self._leaves if n not in used]
         if not used:
