@@ -428,3 +428,13 @@ def test_partial_dependence_of_linear_model():
             others = sum(W[k, m] * med[m] for m in range(3) if m != i)
             assert torch.allclose(ys, W[k, i] * xs + others + b[k], atol=1e-12)
             assert torch.isclose(xs[0], x[:, i].min()) and torch.isclose(xs[-1], x[:, i].max())
+
+
+def test_pykan_pruned_inputs_select_columns(tmp_path):
+    m = kan.MultKAN(width=[3, 4, 1], grid=5, k=3, seed=0, auto_save=False, ckpt_path=str(tmp_path))
+    m2 = m.prune_input(active_inputs=[0, 2], log_history=False)  # float32: pykan rebuilds in the default
+    a = adapter_for(m2)
+    x = x_data(60, 3, dtype=torch.float32)
+    assert a.widths[0] == 2
+    assert torch.allclose(a.forward_from_edges(x), m2(x), atol=TOL, rtol=0)
+    assert torch.equal(a.layer_inputs(x)[0], x[:, [0, 2]])
