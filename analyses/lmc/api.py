@@ -35,14 +35,15 @@ def _inputs(data: Any, n: int) -> torch.Tensor:
 
 
 def align(model_a: nn.Module, model_b: nn.Module, method: str = "weights", data: Any = None, *,
-          seed: int = 0, check_samples: int = 256) -> AlignResult:
+          seed: int = 0, restarts: int = 3, check_samples: int = 256) -> AlignResult:
     """Permute model B's hidden units to match model A ("weights" or "activations").
 
     The permutation groups come from :func:`analyses.lmc.permutation.permutation_spec` (one
     traced forward of a copy of A on a few inputs of ``data``). Weight matching needs no data
     except that example batch; activation matching uses ``data`` (training split) for the
-    correlations. Returns an :class:`AlignResult` holding a permuted *copy* of B and the check
-    ``max |B(x) - B'(x)|`` on up to ``check_samples`` inputs.
+    correlations. Weight matching keeps the best of ``restarts`` coordinate descents (from the
+    identity, then from random permutations). Returns an :class:`AlignResult` holding a
+    permuted *copy* of B and the check ``max |B(x) - B'(x)|`` on up to ``check_samples`` inputs.
     """
     if method not in ("weights", "activations"):
         raise OptionError(f"method must be 'weights' or 'activations', got {method!r}")
@@ -57,7 +58,7 @@ def align(model_a: nn.Module, model_b: nn.Module, method: str = "weights", data:
     start = time.perf_counter()
     spec = permutation_spec(model_a, x[:8])
     if method == "weights":
-        perms, sweeps = weight_matching(spec, sa, sb, seed=seed)
+        perms, sweeps = weight_matching(spec, sa, sb, seed=seed, restarts=restarts)
     else:
         train = split_batches(data)
         perms, sweeps = activation_matching(spec, model_a, model_b,

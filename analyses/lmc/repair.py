@@ -39,11 +39,12 @@ EPS = 1e-8
 
 def repair_targets(model: nn.Module, spec: PermutationSpec) -> list[str]:
     """Modules whose output units are a hidden permutation group produced by that module alone
-    (``nn.Linear`` or a KAN layer with ``scale_base``/``scale_sp``/``bias``), in model order."""
-    producers: dict[int, set[str]] = {}
+    (``nn.Linear`` or a KAN layer with ``scale_base``/``scale_sp``/``bias``; the only module
+    whose bias moves with the group), in model order."""
+    producers: dict[int, set[str]] = {}  # modules adding a bias to the group's units
     for g in spec.groups:
         for name, axis in g.members:
-            if axis == 0 and "." in name:
+            if axis == 0 and name.endswith(".bias"):
                 producers.setdefault(g.index, set()).add(name.rsplit(".", 1)[0])
     atomic = {ax.groups[0] for ax in spec.axes if len(ax.groups) == 1}
     out = []
@@ -69,6 +70,8 @@ def _unit_stats(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def layer_stats(model: nn.Module, params: Mapping[str, torch.Tensor] | None, x: torch.Tensor,
                 targets: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per-unit mean and std of each target's output (model at ``params``; eval mode)."""
+    if not targets:
+        return {}
     with model_mode(model, "eval", warn=False), capture(model, targets) as rec:
         if params is None:
             model(x)

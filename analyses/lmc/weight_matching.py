@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .permutation import PermutationSpec, permute_axis
+from .permutation import PermAxis, PermutationSpec, permute_axis
 
 
 def _rows(t: torch.Tensor, axis: int, sizes: tuple[int, ...], k: int) -> torch.Tensor:
@@ -33,16 +33,24 @@ def _rows(t: torch.Tensor, axis: int, sizes: tuple[int, ...], k: int) -> torch.T
     return x.reshape(sizes[k], -1)
 
 
+def _by_group(spec: PermutationSpec) -> list[list[tuple[str, list[PermAxis]]]]:
+    """For each group: the tensors it moves, each with all of that tensor's permuted axes."""
+    by_tensor: dict[str, list[PermAxis]] = {}
+    for ax in spec.axes:
+        by_tensor.setdefault(ax.name, []).append(ax)
+    return [[(n, axes) for n, axes in by_tensor.items() if any(g in a.groups for a in axes)]
+            for g in range(len(spec.groups))]
+
+
 def group_cost(spec: PermutationSpec, g: int, state_a: Mapping[str, torch.Tensor],
-               state_b: Mapping[str, torch.Tensor], perms: Sequence[torch.Tensor]) -> np.ndarray:
+               state_b: Mapping[str, torch.Tensor], perms: Sequence[torch.Tensor],
+               by_group: list | None = None) -> np.ndarray:
     """``C_g[i, j]``: inner product of A's unit ``i`` and B's unit ``j`` (other groups applied)."""
     n = spec.groups[g].size
     cost = torch.zeros(n, n, dtype=torch.float64)
-    by_tensor: dict[str, list] = {}
-    for ax in spec.axes:
-        by_tensor.setdefault(ax.name, []).append(ax)
-    for name, axes in by_tensor.items():
-        if not any(g in ax.groups for ax in axes) or name not in state_a:
+    tensors = (by_group or _by_group(spec))[g]
+    for name, axes in tensors:
+        if name not in state_a:
             continue
         a, b = state_a[name], state_b[name]
         if not a.is_floating_point():
@@ -69,23 +77,49 @@ def weight_matching(
     only: Sequence[int] | None = None,
     max_sweeps: int = 100,
     tol: float = 1e-12,
+    restarts: int = 1,
 ) -> tuple[list[torch.Tensor], int]:
     """Permutations of B's units matching A's weights; returns ``(perms, sweeps)``.
 
     ``only`` restricts the search to some groups (the rest keep ``init``, identity by default).
+    ``restarts > 1`` runs the descent again from random permutations (seeded ``seed + r``) of
+    the searched groups and keeps the run with the largest objective ``sum <A, pi(B)>``
+    (coordinate descent finds a local optimum only; ``sweeps`` then counts all runs).
     """
+    sa = {n: t.double() for n, t in state_a.items() if t.is_floating_point()}
+    sb = {n: t.double() for n, t in state_b.items() if t.is_floating_point()}
+    best, best_obj, total = None, -np.inf, 0
+    start = [p.clone() for p in init] if init is not None else spec.identity()
+    searched = list(range(len(spec.groups))) if only is None else list(only)
+    for r in range(max(1, int(restarts))):
+        if r > 0:
+            rand = spec.random(seed + r)
+            start = [rand[g] if g in searched else p for g, p in enumerate(start)]
+        perms, sweeps = _descent(spec, sa, sb, seed + r, start, only, max_sweeps, tol)
+        total += sweeps
+        moved = spec.apply(sb, perms)
+        obj = float(sum((sa[n] * moved[n]).sum() for n in sa))
+        if obj > best_obj + tol:
+            best, best_obj = perms, obj
+    assert best is not None
+    return best, total
+
+
+def _descent(spec: PermutationSpec, sa: Mapping[str, torch.Tensor],
+             sb: Mapping[str, torch.Tensor], seed: int, init: Sequence[torch.Tensor] | None,
+             only: Sequence[int] | None, max_sweeps: int, tol: float
+             ) -> tuple[list[torch.Tensor], int]:
     perms = [p.clone() for p in init] if init is not None else spec.identity()
     todo = list(range(len(spec.groups))) if only is None else list(only)
     rng = np.random.default_rng(seed)
+    by_group = _by_group(spec)
     sweeps = 0
-    sa = {n: t.double() for n, t in state_a.items() if t.is_floating_point()}
-    sb = {n: t.double() for n, t in state_b.items() if t.is_floating_point()}
     while sweeps < max_sweeps:
         sweeps += 1
         improved = False
         for g in rng.permutation(todo):
             g = int(g)
-            cost = group_cost(spec, g, sa, sb, perms)
+            cost = group_cost(spec, g, sa, sb, perms, by_group)
             old = perms[g].numpy()
             _, cols = linear_sum_assignment(cost, maximize=True)
             n = len(cols)
