@@ -112,3 +112,22 @@ def test_layerwise_groups_cover_tensors_outside_modules():
         lw = layerwise_barriers(a, model_state(a), model_state(b), split_batches((x, y)), steps=3)
     assert "cls_token" in lw["names"] and "blocks.0.mlp.fc1" in lw["names"]
     assert np.all(np.isfinite(lw["barrier_linear"]["loss"]["data"]))
+
+
+def test_repair_of_kan_nodes_matches_interpolated_statistics():
+    a = zoo.build("kan", width=[3, 6, 2], seed=0)
+    b = zoo.build("kan", width=[3, 6, 2], seed=1)
+    x = torch.rand(400, 3) * 2 - 1
+    sa, sb = model_state(a), model_state(b)
+    with assert_untouched(a), assert_untouched(b):
+        targets = repair_targets(a, permutation_spec(a, x[:4]))
+        assert targets == ["layers.0"]
+        ends = (layer_stats(a, sa, x, targets), layer_stats(a, sb, x, targets))
+        p = repaired_point(a, sa, sb, 0.5, x, targets, ends)
+    with torch.no_grad():  # node values = input of layer 1, by the model's own plain forward
+        za, zb = a.layer_inputs(x)[1].double(), b.layer_inputs(x)[1].double()
+        zr = load_state_copy(a, p).layer_inputs(x)[1].double()
+    torch.testing.assert_close(zr.mean(0), (za.mean(0) + zb.mean(0)) / 2, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(zr.std(0, unbiased=False),
+                               (za.std(0, unbiased=False) + zb.std(0, unbiased=False)) / 2,
+                               atol=1e-4, rtol=1e-4)
