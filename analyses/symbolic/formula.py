@@ -6,7 +6,7 @@
 * :func:`refit`: every float constant of the composed expression becomes a parameter, fitted
   jointly by L-BFGS (torch, float64) to the network's outputs on the training inputs.
 * :func:`snap`: greedy, one constant at a time, try the simplest nearby ``p/q * K`` with
-  ``K in {1, pi, sqrt2, sqrt3, e, sqrt(pi), 1/pi, 1/sqrt(pi)}``, ``q <= 12`` (and 0); keep a snap
+  ``K in {1, pi, sqrt2, e, sqrt(pi), 1/sqrt(pi)}``, ``q <= 10``, ``|p| <= 20`` (and 0); keep a snap
   only when the formula-vs-data MSE after refitting the other constants stays below
   ``1.2 * max(MSE before, MSE of the network itself) + 1e-14 var(y)`` ("does not hurt the fit").
 * :func:`simplify_with_timeout`: ``sympy.simplify`` in a forked process, killed after a limit.
@@ -34,9 +34,8 @@ from inspect_kit.errors import NonFiniteError
 
 from .library import Primitive, _sym
 
-CONSTANTS = (("1", 1.0), ("pi", math.pi), ("sqrt(2)", math.sqrt(2)), ("sqrt(3)", math.sqrt(3)),
-             ("E", math.e), ("sqrt(pi)", math.sqrt(math.pi)), ("1/pi", 1 / math.pi),
-             ("1/sqrt(pi)", 1 / math.sqrt(math.pi)))
+CONSTANTS = (("1", 1.0), ("pi", math.pi), ("sqrt(2)", math.sqrt(2)), ("E", math.e),
+             ("sqrt(pi)", math.sqrt(math.pi)), ("1/sqrt(pi)", 1 / math.sqrt(math.pi)))
 
 
 def input_symbols(n: int) -> list[Any]:
@@ -100,10 +99,20 @@ def floats(expr: Any) -> list[Any]:
     return sorted(expr.atoms(sympy.Float), key=lambda f: (float(f), str(f)))
 
 
+def numeric(expr: Any) -> Any:
+    """``expr`` with every exact constant subtree (sqrt(2), pi/3, ...) turned into a Float."""
+    import sympy
+
+    if expr.is_number:
+        return sympy.Float(expr.evalf())
+    return expr.replace(lambda e: e.is_number and not (e.is_Integer or e.is_Float),
+                        lambda e: sympy.Float(e.evalf()))
+
+
 def lambdify_torch(expr: Any, args: Sequence[Any]) -> Callable:
     import sympy
 
-    fn = sympy.lambdify(list(args), expr.evalf() if expr.free_symbols else expr, "torch")
+    fn = sympy.lambdify(list(args), numeric(expr), "torch")
 
     def g(*a: torch.Tensor) -> torch.Tensor:
         out = fn(*a)
@@ -163,7 +172,7 @@ def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor,
     return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(ps, theta.detach())})
 
 
-def candidates(v: float, *, max_q: int = 12, rel: float = 1e-2) -> list[Any]:
+def candidates(v: float, *, max_q: int = 10, max_p: int = 20, rel: float = 1e-2) -> list[Any]:
     """Simple constants near ``v``, simplest first: 0 (for |v| < 1e-3), then ``p/q * K``."""
     import sympy
 
@@ -172,13 +181,13 @@ def candidates(v: float, *, max_q: int = 12, rel: float = 1e-2) -> list[Any]:
         out.append(((0, 0, 0.0), sympy.Integer(0)))
     for ki, (kname, kval) in enumerate(CONSTANTS):
         fr = Fraction(v / kval).limit_denominator(max_q)
-        if fr == 0:
+        if fr == 0 or abs(fr.numerator) > max_p:
             continue
         approx = float(fr) * kval
         err = abs(approx - v) / max(abs(v), 1e-300)
         if err <= rel:
             val = sympy.Rational(fr.numerator, fr.denominator) * sympy.sympify(kname)
-            out.append(((fr.denominator + ki + (abs(fr.numerator) > 12), err, ki), val))
+            out.append(((fr.denominator + ki, err, ki), val))
     out.sort(key=lambda t: t[0])
     return [v for _, v in out]
 

@@ -1,0 +1,324 @@
+"""End-to-end symbolic regression of a KAN: sample edges -> attribute -> fit -> select -> compose.
+
+:func:`symbolic` never modifies ``model`` (it reads the weights through the adapter; pruning is
+applied to the *formula*: an edge whose pykan-style backward attribution is below ``prune``
+becomes its constant mean value). :func:`discover` goes from data to formula with a zoo KAN:
+train with the KAN sparsity regulariser, prune (mask edges below the threshold), retrain, then
+:func:`symbolic`; a model passed to it is deep-copied first and the copy is what gets
+pruned/retrained (the caller's model is untouched).
+
+Method: Liu et al. 2024, "KAN: Kolmogorov-Arnold Networks" (arXiv 2404.19756) §2.5; fitting,
+selection and composition as in :mod:`.fit`, :mod:`.select`, :mod:`.formula`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+
+from inspect_kit.errors import OptionError
+from inspect_kit.progress import bar
+from inspect_kit.results import Result
+
+from . import formula as fm
+from .fit import fit_edges
+from .library import Primitive, by_name, from_spec, resolve, to_spec
+from .select import choose
+
+
+@dataclasses.dataclass(frozen=True)
+class SymbolicResult(Result):
+    """The symbolic formula of a KAN.
+
+    ``edges``: one dict per edge with ``layer``, ``out``, ``in``, ``function``, ``params``
+    ``{a, b, c, d}`` (edge = ``c f(a x + b) + d``), ``r2`` (fit points), ``r2_val`` (held-out
+    observed points), ``complexity``, ``attribution``, ``pareto`` (front of (complexity,
+    held-out R^2)), ``zeroed``. ``formula``: sympy string in ``x1..xn`` (``; ``-separated
+    ``y_k = ...`` for several outputs). ``formula_r2_model``/``formula_r2_data``: R^2 of the
+    formula against the network and the targets on the training inputs. ``exact``: exact
+    recovery of ``truth`` (criterion in :mod:`.formula`), None without a truth.
+    ``details``: LaTeX, op count, raw (unsnapped) formula, timings, library, curves for plots.
+    """
+
+    result_type = "SymbolicResult"
+    edges: list[dict[str, Any]]
+    formula: str
+    formula_r2_model: float
+    formula_r2_data: float | None
+    exact: bool | None
+    seconds: float
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.exact is None:
+            out.pop("exact")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SymbolicResult:
+        d = dict(data)
+        d.setdefault("exact", None)
+        return super().from_dict.__func__(cls, d)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{k: e.get(k) for k in ("layer", "out", "in", "function", "r2", "r2_val",
+                                       "complexity", "attribution")} | dict(e["params"])
+                for e in self.edges]
+
+    def primitives(self) -> dict[str, Primitive]:
+        """The library the result was fitted with (rebuilt from the stored sympy strings)."""
+        spec = self.details.get("library")
+        return {p.name: p for p in from_spec(spec)} if spec else by_name()
+
+    def sympy(self) -> list[Any]:
+        """The output expressions as sympy objects (symbols ``x1..xn`` real)."""
+        import sympy
+
+        n = int(self.details.get("n_inputs", 0))
+        loc = {s.name: s for s in fm.input_symbols(n)}
+        parts = [p.split("=", 1)[1] if "=" in p else p for p in self.formula.split("; ")]
+        return [sympy.sympify(p, locals=loc) for p in parts]
+
+
+def _edge_fn(row: dict[str, Any], prims: dict[str, Primitive]) -> Any:
+    if row["function"] == "0":
+        return lambda v: fm.edge_expr(None, row["params"], v)
+    prim = prims[row["function"]]
+    return lambda v: fm.edge_expr(prim, row["params"], v, row.get("poly"))
+
+
+def symbolic(
+    model: Any,
+    data: Any,
+    *,
+    library: Iterable[str | Primitive] | str | None = None,
+    prune: float = 0.01,
+    truth: str | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+    n_points: int = 201,
+    max_samples: int | None = 2000,
+    snap: bool = True,
+    refit_steps: int = 100,
+    simplify_seconds: float = 10.0,
+    rule: str = "tolerance",
+) -> SymbolicResult:
+    """The symbolic formula of a KAN ``model`` on ``data`` (training split by default).
+
+    Args:
+        library: primitive names / sympy strings / :class:`Primitive` (default: the full library).
+        prune: attribution threshold; edges scoring below it become constants (never others).
+        truth: ground-truth expression in ``x1..xn`` for the exact-recovery check.
+        seed: subsampling seed (and the exact-check points).
+        snap: snap constants to simple values when it does not hurt the fit.
+    """
+    from inspect_kit.kan import adapter_for
+    from inspect_kit.kan.sampling import data_tensors, sample_edges
+
+    from .attribution import attribute
+
+    if not prune >= 0:
+        raise OptionError(f"prune must be a non-negative attribution threshold, got {prune}")
+    t0 = time.perf_counter()
+    lib = resolve(library)
+    prims = {p.name: p for p in lib}
+    adapter = adapter_for(model)
+    X, Y = data_tensors(data, split="train", max_samples=max_samples, seed=seed)
+    timings: dict[str, float] = {}
+    with bar(5, "symbolic", progress) as pbar:
+        t = time.perf_counter()
+        samples = sample_edges(adapter, (X, Y), n_points=n_points)
+        att = attribute(adapter, (X, Y), knockout=False)
+        scores = np.array([float(att.edge_scores[l][j, i]) for l, j, i in samples.index])
+        timings["sample_and_attribute"] = time.perf_counter() - t
+        pbar.update(1)
+
+        masked = samples.masked.numpy()
+        xw = (samples.x[:, -1] - samples.x[:, 0]).abs().numpy()
+        live = ~masked & (scores >= prune) & (xw > 0)
+        rows = np.nonzero(live)[0]
+        t = time.perf_counter()
+        n_obs = samples.x_obs.shape[1]
+        keep = torch.linspace(0, n_obs - 1, min(n_obs, 500)).round().long().unique()
+        chosen: list[dict[str, Any]] = [dict() for _ in samples.index]
+        if len(rows):
+            table = fit_edges(samples.x[rows], samples.y[rows], lib,
+                              x_val=samples.x_obs[rows][:, keep], y_val=samples.y_obs[rows][:, keep],
+                              progress=False)
+            for r, c in zip(rows, choose(table, rule=rule)):
+                chosen[r] = c
+        timings["fit"] = time.perf_counter() - t
+        pbar.update(1)
+        for r in np.nonzero(~live)[0]:
+            chosen[r] = {"function": "0", "zeroed": True, "r2": None, "r2_val": None,
+                         "complexity": 0.0, "pareto": [],
+                         "params": {"a": 0.0, "b": 0.0, "c": 0.0,
+                                    "d": 0.0 if masked[r] else float(samples.y_obs[r].mean())}}
+        edges = []
+        for r, (l, j, i) in enumerate(samples.index):
+            row = {"layer": l, "out": j, "in": i, **chosen[r], "attribution": float(scores[r]),
+                   "masked": bool(masked[r])}
+            row.pop("column", None)
+            edges.append(row)
+
+        t = time.perf_counter()
+        edge_map = {(e["layer"], e["out"], e["in"]): _edge_fn(e, prims) for e in edges
+                    if not e["masked"]}
+        outs = fm.compose(adapter, edge_map)
+        syms = fm.input_symbols(adapter.widths[0])
+        Xd = adapter.prepare_input(X).double()
+        with torch.no_grad():
+            y_net = adapter.forward_from_edges(adapter.prepare_input(X)).double()
+        y_dat = Y.double().reshape(len(Y), -1) if Y.is_floating_point() else None
+        raw = [str(o) for o in outs]
+        fitted = [fm.refit(o, syms, Xd, y_net[:, k], steps=refit_steps) for k, o in enumerate(outs)]
+        timings["compose_refit"] = time.perf_counter() - t
+        pbar.update(1)
+
+        t = time.perf_counter()
+        final = []
+        for k, e in enumerate(fitted):
+            if snap and y_dat is not None and y_dat.shape[1] == len(fitted):
+                e = fm.snap(e, syms, Xd, y_dat[:, k], y_net[:, k])
+            e = fm.refit(e, syms, Xd, y_net[:, k], steps=refit_steps)
+            s, ok = fm.simplify_with_timeout(e, simplify_seconds)
+            if ok and fm.op_count(s) <= fm.op_count(e):
+                with np.errstate(all="ignore"):
+                    same = fm.r2_score(fm.evaluate(s, syms, Xd), fm.evaluate(e, syms, Xd))
+                if same > 1 - 1e-12:
+                    e = s
+            final.append(e)
+        timings["snap_simplify"] = time.perf_counter() - t
+        pbar.update(1)
+
+        with np.errstate(all="ignore"):
+            preds = [fm.evaluate(e, syms, Xd) for e in final]
+        r2_model = float(np.mean([fm.r2_score(p, y_net[:, k]) for k, p in enumerate(preds)]))
+        r2_data = (float(np.mean([fm.r2_score(p, y_dat[:, k]) for k, p in enumerate(preds)]))
+                   if y_dat is not None and y_dat.shape[1] == len(preds) else None)
+        exact, detail = None, None
+        if truth is not None:
+            box = np.stack([Xd.min(0).values.numpy(), Xd.max(0).values.numpy()], 1)
+            detail = fm.exact_match(final[0], truth, syms, box, seed=seed)
+            exact = detail["exact"]
+        pbar.update(1)
+
+    one = len(final) == 1
+    text = str(final[0]) if one else "; ".join(f"y{k + 1} = {e}" for k, e in enumerate(final))
+    curves = [{"x": samples.x[r, :: max(1, n_points // 100)].tolist(),
+               "y": samples.y[r, :: max(1, n_points // 100)].tolist()} for r in range(len(edges))]
+    details = {
+        "latex": [fm.to_latex(e) for e in final], "n_ops": sum(fm.op_count(e) for e in final),
+        "formula_raw": raw, "singularities": [d for e in final for d, _ in fm.singularities(e)],
+        "exact_check": detail, "timings": timings, "library": to_spec(lib),
+        "n_inputs": adapter.widths[0], "family": adapter.family, "widths": list(adapter.widths),
+        "prune": prune, "n_samples": int(len(X)), "curves": curves, "seed": seed,
+        "note": ("model not modified: pruning applies to the formula (edges below the attribution "
+                 "threshold become constants); constants refitted to the network by L-BFGS"),
+    }
+    return SymbolicResult(edges=edges, formula=text, formula_r2_model=r2_model,
+                          formula_r2_data=r2_data, exact=exact,
+                          seconds=time.perf_counter() - t0, details=details)
+
+
+def prune_model(model: Any, data: Any, threshold: float) -> Any:
+    """A deep copy of a zoo KAN with every edge whose attribution is below ``threshold`` masked."""
+    from .attribution import attribute
+
+    pruned = copy.deepcopy(model)
+    att = attribute(pruned, data, knockout=False)
+    with torch.no_grad():
+        for l, layer in enumerate(pruned.layers):
+            keep = torch.as_tensor(np.asarray(att.edge_scores[l]) >= threshold, dtype=layer.mask.dtype)
+            layer.mask.mul_(keep)
+    return pruned
+
+
+def refine(model: Any, x: torch.Tensor, grid: int) -> Any:
+    """A deep copy of a zoo KAN on a finer spline grid (pykan's ``refine``): every layer gets
+    ``grid`` intervals adapted to its inputs on ``x`` and coefficients fitted by least squares
+    to the old spline part on those inputs (scales, masks and biases kept)."""
+    from inspect_kit.zoo.kan import KAN, fit_coef
+
+    new = KAN(model.width, grid=grid, k=model.layers[0].k, base_fun=model.layers[0].base_fun,
+              grid_eps=model.layers[0].grid_eps)
+    h = x.reshape(len(x), -1).to(model.layers[0].coef.dtype)
+    with torch.no_grad():
+        for old, lay in zip(model.layers, new.layers):
+            for name in ("scale_base", "scale_sp", "bias", "mask"):
+                getattr(lay, name).copy_(getattr(old, name))
+            lay.update_grid(h)  # knots from the samples (coef refitted to the *new* layer's spline)
+            xs = torch.sort(h, dim=0).values
+            lay.coef.copy_(fit_coef(xs, old.spline(xs), lay.grid, lay.k))
+            h = old(h)
+    spec = getattr(model, "zoo_spec", None)
+    if spec is not None:
+        object.__setattr__(new, "zoo_spec", {"name": spec["name"],
+                                             "kwargs": {**spec["kwargs"], "grid": grid}})
+    return new
+
+
+def discover(
+    data: Any,
+    *,
+    model: Any = None,
+    width: list[int] | None = None,
+    grid: int = 5,
+    k: int = 3,
+    lamb: float = 1e-3,
+    lamb_entropy: float = 2.0,
+    epochs: int = 40,
+    retrain_epochs: int = 20,
+    refine_grid: int | None = 10,
+    prune: float = 0.01,
+    truth: str | None = None,
+    library: Iterable[str | Primitive] | str | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> tuple[SymbolicResult, Any]:
+    """Data -> trained, pruned zoo KAN -> formula (pykan's README recipe, with our fitter).
+
+    Train ``KAN(width, grid, k, seed)`` by full-batch L-BFGS with ``lamb * KAN.regularization``
+    (pykan's ``std_n`` metric; grid updates every 5 steps in the first half), mask edges with
+    attribution < ``prune``, retrain without the regulariser, refine the grid to ``refine_grid``
+    intervals and retrain (pykan README), then :func:`symbolic`. A ``model`` passed in is deep-copied
+    first (never modified). Returns ``(result, trained_pruned_model)``.
+    """
+    from inspect_kit.data import DataBundle, load_data
+    from inspect_kit.zoo import build
+    from inspect_kit.zoo.train import fit
+
+    bundle = load_data(data, seed=seed) if isinstance(data, str) else data
+    if truth is None and isinstance(bundle, DataBundle):
+        truth = bundle.truth
+    train = bundle.split("train") if isinstance(bundle, DataBundle) else bundle
+    if model is None:
+        n_in = train[0].shape[1]
+        n_out = train[1].shape[1] if train[1].dim() > 1 else 1
+        model = build("kan", width=list(width or [n_in, 5, n_out]), grid=grid, k=k, seed=seed)
+    else:
+        model = copy.deepcopy(model)
+    reg = ((lambda m, x: lamb * m.regularization(x, 1.0, lamb_entropy, metric="std_n"))
+           if lamb else None)
+    fit(model, train, epochs=epochs, optimizer="lbfgs", lr=1.0, regularizer=reg,
+        grid_update_every=5, seed=seed, progress=progress)
+    model = prune_model(model, train, prune)
+    fit(model, train, epochs=retrain_epochs, optimizer="lbfgs", lr=1.0, seed=seed,
+        progress=progress)
+    if refine_grid and refine_grid > grid:
+        model = refine(model, train[0], refine_grid)
+        fit(model, train, epochs=retrain_epochs, optimizer="lbfgs", lr=1.0, seed=seed,
+            progress=progress)
+    res = symbolic(model, train, library=library, prune=prune, truth=truth, seed=seed,
+                   progress=progress)
+    return res, model
+
+
+__all__ = ["SymbolicResult", "discover", "prune_model", "symbolic"]
