@@ -98,9 +98,15 @@ def evaluate_points(model: nn.Module, stacked: Mapping[str, torch.Tensor], data:
 
 
 def split_batches(data: Any, batch_size: int = 512) -> dict[str, Batches]:
-    """``{"train": ..., "test": ...}`` for a data set with splits, else ``{"data": ...}``."""
+    """``{"train": ..., "test": ...}`` for a data set with splits, else ``{"data": ...}``.
+
+    A dict ``{name: data}`` names the splits itself.
+    """
     from inspect_kit.data import DataBundle, load_data
 
+    if isinstance(data, Mapping):
+        return {str(k): Batches.of(v, batch_size=batch_size) if isinstance(v, tuple)
+                else Batches.of(v) for k, v in data.items()}
     if isinstance(data, str):
         data = load_data(data)
     if isinstance(data, DataBundle):

@@ -97,11 +97,13 @@ class AlignResult:
     sweeps: int
     groups: list[dict[str, Any]]
     unknown_ops: tuple[str, ...] = ()
+    cpu_seconds: float = float("nan")
 
     def info(self) -> dict[str, Any]:
         """JSON-safe summary (everything but the model)."""
         return {"method": self.method, "max_abs_delta_logit": self.max_abs_delta_logit,
                 "fraction_moved": self.fraction_moved, "seconds": self.seconds,
+                "cpu_seconds": self.cpu_seconds,
                 "sweeps": self.sweeps, "groups": to_jsonable(self.groups),
                 "identity_fraction": [float((p == torch.arange(len(p))).double().mean())
                                       for p in self.perms],

@@ -113,20 +113,29 @@ def _descent(spec: PermutationSpec, sa: Mapping[str, torch.Tensor],
     todo = list(range(len(spec.groups))) if only is None else list(only)
     rng = np.random.default_rng(seed)
     by_group = _by_group(spec)
+    names = [{n for n, _ in ts} for ts in by_group]
+    neighbours = [[h for h in range(len(names)) if names[g] & names[h]] for g in range(len(names))]
+    clock, changed_at, solved_at = 0, [0] * len(names), [-1] * len(names)
     sweeps = 0
     while sweeps < max_sweeps:
         sweeps += 1
         improved = False
         for g in rng.permutation(todo):
             g = int(g)
+            if all(changed_at[h] < solved_at[g] for h in neighbours[g]):
+                continue  # same cost matrix as last time: the LAP would return the same answer
             cost = group_cost(spec, g, sa, sb, perms, by_group)
             old = perms[g].numpy()
             _, cols = linear_sum_assignment(cost, maximize=True)
             n = len(cols)
             gain = cost[np.arange(n), cols].sum() - cost[np.arange(n), old].sum()
+            clock += 1
             if gain > tol:
                 perms[g] = torch.as_tensor(cols, dtype=torch.long)
+                changed_at[g] = clock
                 improved = True
+            clock += 1
+            solved_at[g] = clock
         if not improved:
             break
     return perms, sweeps

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     model_b = model_from_args(args, path_b)
     data = data_from_args(args)
     if args.split != "both" and isinstance(data, DataBundle):
-        data = data.split(args.split)
+        data = {args.split: data.split(args.split)}
     result = lmc(model_a, model_b, data, align=args.align, repair=args.repair,
                  layerwise=args.layerwise, steps=args.steps, seed=args.seed)
     print(result.summary())
