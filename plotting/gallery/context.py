@@ -126,13 +126,17 @@ class Gallery:
                 lines += [f"### {e.title}", "", f"![{e.title}]({e.file})", "", e.caption, ""]
                 if e.numbers:
                     lines += ["| quantity | value |", "|---|---|"]
-                    lines += [f"| {k} | {v} |" for k, v in e.numbers.items()]
+                    lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in e.numbers.items()]
                     lines.append("")
         readme = self.out / "README.md"
         with atomic_write(readme) as fh:
             fh.write("\n".join(lines).rstrip() + "\n")
         self.say(f"wrote {readme} ({len(self.entries)} figures) in {total:.0f}s")
         return readme
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def _fmt(v: Any) -> str:
