@@ -37,6 +37,7 @@ from .result import ROW_KEYS, ESDResult, summarise
 
 MODES = ("fast", "compat")
 BACKENDS = ("native", "weightwatcher")
+FAST_REL_FLOOR = 1e-5
 
 
 @contextlib.contextmanager
@@ -88,39 +89,47 @@ def analyse_matrix(lm: LayerMatrix, *, mode: str = "fast", min_evals: int = 8,
     row = _blank_row(lm)
     if lm.skip_reason:
         return row, None
-    if not all(bool(torch.isfinite(m).all()) for m in lm.mats):
+    if not all(bool(torch.isfinite(m).all()) for m in lm.mats[:1] + lm.mats[1:]):
         row["skip_reason"] = "non-finite values (NaN or inf) in the tensor; fix the weights"
         return row, None
     if lm.n_evals < min_evals:
         row["skip_reason"] = (f"only {lm.n_evals} eigenvalues (< min_evals={min_evals}); too few "
                               "for a power-law fit")
         return row, None
-    if all(not bool(m.any()) for m in lm.mats):
+    ev = spectrum(lm, mode, max_evals=max_evals, partial_k=partial_k, seed=seed)
+    if not len(ev) or float(ev.max()) == 0.0:
         row["skip_reason"] = "all-zero tensor: empty spectrum"
         return row, None
-    ev = spectrum(lm, mode, max_evals=max_evals, partial_k=partial_k, seed=seed)
     row["partial"] = lm.partial
-    fit = PL.fit_power_law(ev, exact=(mode == "compat"))
+    # fast mode: float32 Gram eigenvalues carry noise up to ~3e-6 lambda_max (measured on
+    # rank-deficient matrices), so eigenvalues under 1e-5 lambda_max are not fitted there
+    thresh = PL.EVALS_THRESH if mode == "compat" else max(PL.EVALS_THRESH,
+                                                          FAST_REL_FLOOR * float(ev.max()))
+    fit = PL.fit_power_law(ev, exact=(mode == "compat"), thresh=thresh)
     row.update(alpha_raw=fit.alpha, alpha=fit.alpha, xmin=fit.xmin, xmax=fit.xmax, D=fit.D,
                sigma=fit.sigma, num_tail=fit.n_tail, small_n=fit.small_n,
                status="success" if fit.status == "success" else "failed")
-    flag = PL.degeneracy(ev, fit)
+    flag = PL.degeneracy(ev, fit, thresh=thresh)
+    warnings: list[str] = []
     if flag:
         row["flag"] = flag
         row["alpha"] = math.nan
     elif fit.status == "success":
-        if fit.n_tail < 10 and not fit.small_n:
-            row["flag"] = f"power-law tail of only {fit.n_tail} points: alpha not meaningful"
         row["alpha_ci"] = list(PL.bootstrap_ci(ev, fit, n_boot=n_boot, level=level, seed=seed))
-        row["warning"] = ("over-trained" if fit.alpha < 2 else
-                          "under-trained" if fit.alpha > 6 else "")
+        if fit.alpha < 2:
+            warnings.append("over-trained")
+        elif fit.alpha > 6:
+            warnings.append("under-trained")
+        if fit.n_tail < 10 and not fit.small_n:
+            warnings.append(f"tail of {fit.n_tail} points")
     row.update(M.norm_metrics(ev, row["alpha"]))
     if mp_fit or randomize:
         mp = M.mp_fit(ev, lm.n_rows, lm.n_cols)
         row.update(mp_softrank=mp["mp_softrank"], num_spikes=mp["num_spikes"],
                    sigma_mp=mp["sigma_mp"], bulk_max=mp["bulk_max"])
-        if flag is None and mp["num_spikes"] == 0 and not row["flag"]:
-            row["flag"] = "no eigenvalue above the MP bulk edge (MP-like, random-looking ESD)"
+        if flag is None and mp["num_spikes"] == 0:
+            warnings.append("MP-like (no spike above the bulk edge)")
+    row["warning"] = "; ".join(warnings)
     if randomize:
         rng = np.random.default_rng(seed)
         reps = 5 if lm.n_evals < 100 else 1

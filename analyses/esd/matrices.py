@@ -266,8 +266,10 @@ def classify(
 
 
 def _fingerprint(t: torch.Tensor) -> tuple[Any, ...]:
-    f = t.detach().to(torch.float64).reshape(-1)
-    return (tuple(t.shape), float(f.sum()), float((f * f).sum()), float(f[: 7].sum()))
+    """Shape, dtype and ~1000 strided entries: cheap; equal tensors always share it."""
+    f = t.detach().reshape(-1)
+    step = max(1, f.numel() // 1024)
+    return (tuple(t.shape), str(t.dtype), tuple(f[::step].tolist()))
 
 
 def layer_matrices(
@@ -304,6 +306,9 @@ def layer_matrices(
             f"esd needs an nn.Module, a state dict or a checkpoint path, got {type(source).__name__}"
         )
 
+    shape_count: dict[tuple[int, ...], int] = {}
+    for _, t, _, _ in items:
+        shape_count[tuple(t.shape)] = shape_count.get(tuple(t.shape), 0) + 1
     rows: list[LayerMatrix] = []
     first_of: dict[tuple[Any, ...], list[tuple[str, torch.Tensor]]] = {}
     ptr_of: dict[int, str] = {}
@@ -313,7 +318,7 @@ def layer_matrices(
             ptr = t.data_ptr()
             if ptr in ptr_of and t.numel() > 0:
                 dup = ptr_of[ptr]
-            else:
+            elif shape_count[tuple(t.shape)] > 1:
                 fp = _fingerprint(t)
                 for other_name, other in first_of.get(fp, []):
                     if other.shape == t.shape and torch.equal(other, t):
@@ -321,7 +326,8 @@ def layer_matrices(
                         break
                 if dup is None:
                     first_of.setdefault(fp, []).append((name, t))
-                    ptr_of[ptr] = name
+            if dup is None:
+                ptr_of[ptr] = name
         new = classify(name, t, module, conv=conv, hidden=hidden)
         if dup is not None:
             for r in new:

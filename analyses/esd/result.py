@@ -26,7 +26,7 @@ SUMMARY_KEYS = ("alpha", "alpha_hat", "log_norm", "log_spectral_norm", "stable_r
 
 
 def summarise(layers: list[dict[str, Any]]) -> dict[str, Any]:
-    """Means over analysed, unflagged rows (duplicates counted once per occurrence)."""
+    """Means over rows with a successful, unflagged fit (a duplicate counts as a row)."""
     ok = [r for r in layers if r["status"] == "success" and not r.get("flag")]
     out: dict[str, Any] = {
         "n_rows": len(layers),
