@@ -8,9 +8,11 @@ when an :class:`~analyses.symbolic.attribution.AttributionResult` is given. Edge
 fit (``fits={(l, j, i): "sin", ...}``) are drawn in red with the function name under the frame;
 masked edges are faint dotted lines.
 
-Large layers are thinned out: at most ``max_curves`` edges per layer (the highest-scoring ones, or
-the largest curve spread without scores) get a curve frame, the rest are drawn as plain lines with
-the same opacity rule; the figure title says how many were shown. Node positions come from
+Edges, curve frames and curves are three ``LineCollection`` artists (gids "edges", "frames",
+"curves"), so the figure stays light and saves as a compact SVG/PDF. Large layers are thinned out:
+at most ``max_curves`` edges per layer (the highest-scoring ones, or the largest curve spread
+without scores) get a curve frame, the next ``max_lines`` are plain lines with the same opacity
+rule, the rest are not drawn; the figure title says how many were shown. Node positions come from
 networkx's layered (multipartite) layout.
 """
 
@@ -100,7 +102,6 @@ def diagram(
 def _draw(samples: Any, edge_sc: list[np.ndarray] | None, fits: dict, beta: float, limits: tuple[int, int],
           in_vars: list[str] | None, out_vars: list[str] | None, title: str | None, rel_note: str) -> Any:
     from matplotlib.collections import LineCollection
-    from matplotlib.patches import Rectangle
 
     max_curves, max_lines = limits
     widths, L = list(samples.widths), len(samples.widths) - 1
@@ -111,6 +112,7 @@ def _draw(samples: Any, edge_sc: list[np.ndarray] | None, fits: dict, beta: floa
     fig_w = float(np.clip(1.2 + 0.42 * max(max(n_slots), max(widths) * 0.5), 4.5, 14.0))
     fig, ax = style.figure(width=fig_w, height=1.2 + 2.0 * L)
     lines, colors, styles = [], [], []
+    curves, curve_colors, frames, frame_colors = [], [], [], []
     shown_note = []
     for l in range(L):
         n_out, n_in = samples.edge_shapes[l]
@@ -142,13 +144,14 @@ def _draw(samples: Any, edge_sc: list[np.ndarray] | None, fits: dict, beta: floa
             lines += [[(x0, l), (sx, cy - gh / 2)], [(sx, cy + gh / 2), (x1, l + 1)]]
             colors += [_rgba(color, a)] * 2
             styles += [":" if masked else "-"] * 2
-            ax.add_patch(Rectangle((sx - gw / 2, cy - gh / 2), gw, gh, fill=False, lw=0.5,
-                                   ec=_rgba(color, max(a, 0.15))))
+            x_lo, x_hi, y_lo, y_hi = sx - gw / 2, sx + gw / 2, cy - gh / 2, cy + gh / 2
+            frames.append([(x_lo, y_lo), (x_hi, y_lo), (x_hi, y_hi), (x_lo, y_hi), (x_lo, y_lo)])
+            frame_colors.append(_rgba(color, max(a, 0.15)))
             xc, yc = x_np[r], y_np[r]
             xr = (xc - xc.min()) / (np.ptp(xc) or 1.0)
             yr = (yc - yc.min()) / np.ptp(yc) if np.ptp(yc) > 1e-12 else np.full_like(yc, 0.5)
-            ax.plot(sx - gw * 0.42 + 0.84 * gw * xr, cy - gh * 0.42 + 0.84 * gh * yr, lw=1.0,
-                    color=_rgba(color, max(a, 0.1)), solid_capstyle="round")
+            curves.append(np.column_stack([sx - gw * 0.42 + 0.84 * gw * xr, cy - gh * 0.42 + 0.84 * gh * yr]))
+            curve_colors.append(_rgba(color, max(a, 0.1)))
             if fit:
                 ax.text(sx, cy - gh / 2 - 0.03, fit, ha="center", va="top", fontsize=6, color=FIT_COLOR)
         for j, i in as_line:
@@ -159,7 +162,10 @@ def _draw(samples: Any, edge_sc: list[np.ndarray] | None, fits: dict, beta: floa
             lines.append([(node_x[l][in_owner[i]], l), (node_x[l + 1][sub_owner[j]], l + 1)])
             colors.append(_rgba(MASK_COLOR if masked else SPLINE_COLOR, a))
             styles.append(":" if masked else "-")
-    ax.add_collection(LineCollection(lines, colors=colors, linestyles=styles, linewidths=0.7))
+    ax.add_collection(LineCollection(lines, colors=colors, linestyles=styles, linewidths=0.7, gid="edges"))
+    ax.add_collection(LineCollection(frames, colors=frame_colors, linewidths=0.5, gid="frames"))
+    ax.add_collection(LineCollection(curves, colors=curve_colors, linewidths=1.0, capstyle="round",
+                                     gid="curves"))
     _draw_nodes(ax, samples, node_x, widths, in_vars, out_vars)
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.35, L + 0.35)

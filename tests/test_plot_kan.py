@@ -16,6 +16,10 @@ from plotting import style
 from plotting.kan import diagram
 
 
+def artist(ax, gid):
+    return next(c for c in ax.collections if c.get_gid() == gid)
+
+
 def data(n, d, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, d, generator=g) * 2 - 1
@@ -35,23 +39,23 @@ def test_small_diagram(small, tmp_path):
     m, s, a = small
     fig = diagram(s, a, fits={(0, 0, 0): "sin"}, relative=False)
     ax = fig.axes[0]
-    assert len(ax.lines) == s.n_edges  # one curve glyph per edge
+    curves = artist(ax, "curves")
+    assert len(curves.get_segments()) == s.n_edges  # one curve glyph per edge
     assert any(t.get_text() == "sin" for t in ax.texts)
     # glyph opacity follows tanh(3 * score) (floored at 0.1 so a curve never vanishes)
     want = sorted(max(float(np.tanh(3 * v)), 0.1) for l, sc in enumerate(a.edge_scores)
                   for (j, i), v in np.ndenumerate(sc) if not bool(s.masked[s.row(l, j, i)]))
-    got = sorted(line.get_color()[3] for line in ax.lines
-                 if matplotlib.colors.to_hex(line.get_color()) != "#9a9a9a")
+    got = sorted(c[3] for c in curves.get_colors() if matplotlib.colors.to_hex(c) != "#9a9a9a")
     assert np.allclose(got, want, atol=1e-6)
     # each glyph is one edge's sampled curve rescaled into its frame
     def unit(v):
         v = np.asarray(v, dtype=float)
         return (v - v.min()) / np.ptp(v) if np.ptp(v) > 1e-12 else None
 
-    curves = [unit(y) for y in s.y.numpy()]
-    for line in ax.lines:
-        g = unit(line.get_ydata())
-        assert g is None or any(c is not None and np.allclose(g, c, atol=1e-6) for c in curves)
+    sampled = [unit(y) for y in s.y.numpy()]
+    for seg in curves.get_segments():
+        g = unit(seg[:, 1])
+        assert g is None or any(c is not None and np.allclose(g, c, atol=1e-6) for c in sampled)
     save_figure(fig, tmp_path / "kan.svg")
     assert "<svg" in (tmp_path / "kan.svg").read_text()[:400]
     style.close(fig)
@@ -63,9 +67,9 @@ def test_large_diagram_is_thinned(digits):
     a = attribute(m, digits, max_samples=200, knockout=False)
     fig = diagram(s, a, max_curves=30, max_lines=100)
     ax = fig.axes[0]
-    assert len(ax.lines) == 60
+    assert len(artist(ax, "curves").get_segments()) == 60
     assert "top 30 of 1024" in ax.get_title() and "next 100 as lines" in ax.get_title()
-    assert len(ax.collections[0].get_segments()) <= 60 * 2 + 200
+    assert len(artist(ax, "edges").get_segments()) <= 60 * 2 + 200
     style.close(fig)
 
 
@@ -75,7 +79,7 @@ def test_mult_nodes_drawn(tmp_path):
     s = sample_edges(pk, data(100, 2))
     fig = diagram(s)
     assert any(t.get_text() == "×" for t in fig.axes[0].texts)
-    assert len(fig.axes[0].lines) == s.n_edges == 2 * 3 + 2
+    assert len(artist(fig.axes[0], "curves").get_segments()) == s.n_edges == 2 * 3 + 2
     style.close(fig)
 
 
