@@ -232,8 +232,8 @@ ALIASES = {"cos": "sin", "x^0.5": "sqrt", "1/x^0.5": "1/sqrt", "1/sqrt(x)": "1/s
            "sign": "sgn", "asin": "arcsin", "acos": "arccos", "atan": "arctan",
            "atanh": "arctanh", "x^1": "x", "poly": "poly3"}
 
-#: The 10-primitive library of pykan's README example (cos merged into sin, so 9 fits).
-README = ("x", "x^2", "exp", "sin", "tanh", "sgn", "arcsin", "gaussian", "x^3")
+#: The 10-primitive library of pykan's README/hellokan example.
+README = ("x", "x^2", "x^3", "x^4", "exp", "log", "sqrt", "tanh", "sin", "abs")
 
 
 def by_name() -> dict[str, Primitive]:

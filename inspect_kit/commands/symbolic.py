@@ -1,0 +1,57 @@
+"""``inspect-kit symbolic CKPT --data DATA``: a KAN's edges as formulas, composed into one.
+
+JSON keys: ``edges`` (each ``layer``, ``out``, ``in``, ``function``, ``params`` {a,b,c,d}, ``r2``,
+``complexity``, ``attribution``, ``pareto``, ...), ``formula``, ``formula_r2_model``,
+``formula_r2_data``, ``exact`` (only with ``--truth``), ``seconds``, plus ``details``.
+The figure is the grid of edge fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_data_arg, add_model_args, add_output_args, model_from_args, write_outputs
+
+NAME = "symbolic"
+HELP = "fit symbolic formulas to a KAN's edges and compose the network's formula"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_args(parser)
+    add_data_arg(parser)
+    parser.add_argument("--library", metavar="NAMES", default=None,
+                        help="comma-separated primitives (pykan names, 'readme', or sympy "
+                             "expressions in x); default: the full library")
+    parser.add_argument("--prune", type=float, default=0.01, metavar="T",
+                        help="attribution threshold: edges below it become constants (0.01)")
+    parser.add_argument("--truth", metavar="EXPR", default=None,
+                        help="ground-truth formula in x1..xn for the exact-recovery check; "
+                             "'auto' uses the formula of a formula:NAME data set")
+    add_output_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analyses.symbolic.pipeline import symbolic
+    from plotting.symbolic import edge_fits
+
+    from ..data import DataBundle, load_data
+    from ..errors import OptionError
+
+    if args.prune < 0:
+        raise OptionError(f"--prune must be >= 0, got {args.prune}")
+    model = model_from_args(args, args.checkpoint)
+    bundle = load_data(args.data, seed=args.seed)
+    truth = args.truth
+    if truth == "auto":
+        truth = bundle.truth if isinstance(bundle, DataBundle) else None
+        if truth is None:
+            raise OptionError("--truth auto needs formula:NAME data; give the expression instead")
+    data = bundle.split(args.split) if isinstance(bundle, DataBundle) else bundle
+    result = symbolic(model, data, library=args.library, prune=args.prune, truth=truth,
+                      seed=args.seed)
+    print(f"formula: {result.formula}")
+    print(f"R^2 vs network {result.formula_r2_model:.8f}; vs data "
+          f"{result.formula_r2_data if result.formula_r2_data is None else round(result.formula_r2_data, 8)}"
+          + ("" if result.exact is None else f"; exact recovery: {result.exact}"))
+    write_outputs(args, result, plot=edge_fits)
+    return 0
