@@ -15,6 +15,7 @@ from inspect_kit.data import Batches
 from inspect_kit.errors import OptionError
 from inspect_kit.modes import model_mode
 from inspect_kit.params import check_finite
+from inspect_kit.progress import bar
 
 from .activation_matching import activation_matching
 from .interpolate import check_pair, curve, split_batches
@@ -126,7 +127,12 @@ def lmc(
         ends = (layer_stats(model_a, sa, x, targets), layer_stats(model_a, final_b, x, targets))
 
         def points(ts: np.ndarray) -> list[dict[str, torch.Tensor]]:
-            return [repaired_point(model_a, sa, final_b, float(t), x, targets, ends) for t in ts]
+            out = []
+            with bar(len(ts), "REPAIR points", progress) as pb:
+                for t in ts:
+                    out.append(repaired_point(model_a, sa, final_b, float(t), x, targets, ends))
+                    pb.update(1)
+            return out
 
         curves["repaired"] = curve(model_a, sa, final_b, splits, point_fn=points, **kw)
         mid = repaired_point(model_a, sa, final_b, 0.5, x, targets, ends)
