@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.interpolate import BSpline
 
-from inspect_kit.errors import ModelSpecError
+from inspect_kit.errors import ModelSpecError, NonFiniteError
 from inspect_kit.zoo import build
 from inspect_kit.zoo.kan import KAN, KANLayer
 
@@ -154,6 +154,19 @@ def test_update_grid_is_exact_when_the_grid_does_not_change():
     layer.update_grid(x)
     torch.testing.assert_close(layer.grid, grid0, atol=1e-6, rtol=0)
     torch.testing.assert_close(layer(x).detach(), before, atol=1e-5, rtol=0)
+
+
+def test_update_grid_keeps_constant_inputs_and_rejects_nan():
+    layer = KANLayer(2, 2, grid=5, k=3, noise_scale=1.0)
+    grid0, coef0 = layer.grid.clone(), layer.coef.detach().clone()
+    x = torch.stack([torch.full((50,), 0.3), torch.linspace(-0.5, 0.5, 50)], 1)
+    before = layer.edge_values(x).detach()
+    layer.update_grid(x)
+    assert torch.equal(layer.grid[0], grid0[0]) and torch.equal(layer.coef[:, 0], coef0[:, 0])
+    assert not torch.equal(layer.grid[1], grid0[1])
+    assert torch.equal(layer.edge_values(x)[:, :, 0], before[:, :, 0])
+    with pytest.raises(NonFiniteError):
+        layer.update_grid(torch.tensor([[float("nan"), 0.0]]))
 
 
 def _pykan_net(ours: KAN):

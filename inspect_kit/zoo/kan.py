@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelSpecError
+from ..errors import ModelSpecError, NonFiniteError
 
 BASE_FUNS = ("silu", "identity", "zero")
 
@@ -159,13 +159,17 @@ class KANLayer(nn.Module):
         New interior knots per input: ``grid_eps * uniform + (1 - grid_eps) * quantile knots``
         (the sorted samples at ranks ``floor(B*g/G)``, g < G, and the maximum) on the sample
         range, extended by ``k`` steps; then ``coef`` is the least-squares fit of the old spline
-        part on the samples, so ``scale_sp * spline`` is preserved up to the approximation error of the new
-        space. Mutates this layer in place (the trainer's job, never an analysis').
+        part on the samples, so ``scale_sp * spline`` is preserved up to the approximation error
+        of the new space. An input whose samples are all equal keeps its grid and coefficients
+        (pykan would collapse its knots). Mutates this layer in place (the trainer's job, never an
+        analysis').
         """
         x = x.detach().reshape(len(x), -1).to(self.grid.dtype)
         if x.shape[1] != self.in_dim:
             raise ModelSpecError(f"update_grid expects inputs with {self.in_dim} features, "
                                  f"got shape {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise NonFiniteError("update_grid got NaN or infinite inputs; clean the data first")
         B, G = x.shape[0], self.grid_size
         x_sorted = torch.sort(x, dim=0).values
         y_old = self.spline(x_sorted)  # (B, out, in)
@@ -174,8 +178,11 @@ class KANLayer(nn.Module):
         h = (adaptive[:, -1:] - adaptive[:, :1]) / G
         uniform = adaptive[:, :1] + h * torch.arange(G + 1, dtype=x.dtype)
         knots = self.grid_eps * uniform + (1 - self.grid_eps) * adaptive
-        self.grid.copy_(extend_grid(knots, self.k))
-        self.coef.copy_(fit_coef(x_sorted, y_old, self.grid, self.k))
+        keep = (h[:, 0] <= 0).unsqueeze(1)  # constant input: nothing to adapt to
+        new_grid = torch.where(keep, self.grid, extend_grid(knots, self.k))
+        new_coef = fit_coef(x_sorted, y_old, new_grid, self.k)
+        self.coef.copy_(torch.where(keep.T.unsqueeze(-1), self.coef, new_coef))
+        self.grid.copy_(new_grid)
 
 
 class KAN(nn.Module):
