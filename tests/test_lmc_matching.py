@@ -31,11 +31,13 @@ def _scrambled(model, x, seed=5):
 def test_permuted_copy_is_recovered_exactly(method, name, kwargs, n_in):
     a = zoo.build(name, seed=0, **kwargs).eval()
     x = torch.rand(64, n_in) * 2 - 1
-    b, _ = _scrambled(a, x)
+    b, scramble = _scrambled(a, x)
     assert any(not torch.equal(p, q) for p, q in zip(model_state(a).values(),
                                                      model_state(b).values()))
     with assert_untouched(a), assert_untouched(b):
         res = align(a, b, method, data=(x, torch.zeros(len(x), dtype=torch.long)))
+    for s, m in zip(scramble, res.perms):  # B[i] = A[s[i]], B'[i] = B[m[i]]: s o m = identity
+        assert torch.equal(s[m], torch.arange(len(s)))
     for n, t in model_state(a).items():  # the aligned copy of B *is* A again
         torch.testing.assert_close(model_state(res.model)[n], t, atol=0, rtol=0, msg=n)
     assert res.max_abs_delta_logit < 1e-5
