@@ -12,7 +12,8 @@ a ``skip_reason``): nothing with ``ndim >= 2`` is dropped silently. How a tensor
 * RNN/LSTM/GRU ``weight_ih_l*`` / ``weight_hh_l*``: split into gate blocks (LSTM ``i, f, g, o``;
   GRU ``r, z, n``).
 * ``nn.Embedding``: the table as stored; when its smaller side exceeds ``max_evals`` only the top
-  ``partial_k`` eigenvalues are computed (randomised SVD) and the row is marked ``partial``.
+  ``partial_k`` eigenvalues are computed (partial Lanczos eigensolver) and the row is marked
+  ``partial``.
 * KAN spline coefficients ``(out, in, G + k)`` (zoo ``coef``, efficient-kan ``spline_weight``,
   pykan ``coef`` stored ``(in, out, G + k)``): per-basis ``(out, in)`` slices pooled as
   ``name[basis]`` *and* flattened ``(out, in * (G + k))`` as ``name[flat]``; KAN ``scale_base``,
