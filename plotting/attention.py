@@ -213,12 +213,12 @@ def plot_spectra(results: Any, *, layer: int = -1) -> Any:
                 colour = style.PALETTE[h % len(style.PALETTE)]
                 lo, mean, hi = (np.asarray(lay.spectrum[j][h], dtype=float) for j in range(3))
                 k = np.arange(1, len(mean) + 1)
-                ax.plot(k, mean, color=colour, lw=1.3, label=f"head {h} after")
+                ax.plot(k, mean, color=colour, lw=1.3, label=f"head {h}")
                 ax.fill_between(k, lo, hi, color=colour, alpha=0.15)
                 if lay.score_spectrum is not None:
                     sm = np.asarray(lay.score_spectrum[1][h], dtype=float)
                     ax.plot(k, sm, color=colour, lw=1, ls="--",
-                            label=f"head {h} before" if h == 0 else None)
+                            label="scores (dashed)" if h == 0 else None)
             ax.set_yscale("log")
             ax.set_xlabel("singular value index")
             ax.set_ylabel("singular value")
