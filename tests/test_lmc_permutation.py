@@ -129,3 +129,15 @@ def test_order_dependent_ops_fix_the_axes():
 
     spec = permutation_spec(Odd(), torch.randn(4, 4))
     assert spec.groups == ()
+
+    class Poke(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.a(x))
+            h[:, 0] = 0.0  # in-place write at one unit: that unit is special
+            return self.b(h)
+
+    assert permutation_spec(Poke(), torch.randn(4, 4)).groups == ()

@@ -12,8 +12,9 @@ variables (:mod:`analyses.lmc.axes`) by a rule for its kind:
 * reductions (``sum``, ``mean``) remove an axis; ``softmax`` keeps it (permutation-equivariant);
 * ``reshape`` keeps one-to-one axes, splits an axis into child variables (attention heads) or
   merges axes into a composite one;
-* indexing a position, slicing, ``cat`` along an axis, and every function without a rule *fix*
-  the axes they touch (their order matters), as do the model's inputs and outputs.
+* indexing a position, slicing, in-place writes, ``tolist``, ``cat`` along an axis, and every
+  function without a rule *fix* the axes they touch (their order matters), as do the model's
+  inputs and outputs.
 
 What is left unfixed is a permutation symmetry of the network: permuting those axes of every
 parameter and buffer consistently leaves the function unchanged.
@@ -53,6 +54,8 @@ REDUCE = set("sum mean amax amin prod std var norm logsumexp nansum nanmean all 
 ORDER_REDUCE = set("argmax argmin max min median mode sort argsort topk cumsum cumprod cummax "
                    "cummin kthvalue nanmedian".split())
 SHAPE = set("reshape view flatten unflatten view_as reshape_as".split())
+ORDER_EXPORT = set("__setitem__ tolist numpy __iter__ index_put_ index_put index_copy_ "
+                   "scatter_ scatter put_".split())
 NO_TENSOR = set("size dim numel shape dtype device is_floating_point __len__ item tolist "
                 "element_size stride is_contiguous data_ptr __bool__ __int__ __float__ "
                 "requires_grad grad_fn is_leaf nelement ndim ndimension __format__ __repr__ "
@@ -129,6 +132,9 @@ class AxisTracer(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = _name(func)
+        if name in ORDER_EXPORT:  # positions or values leave the tensor world: keep them in place
+            self.fix_all((args, kwargs))
+            return out
         if name in NO_TENSOR or not _tensors(out):
             return out
         rule = RULES.get(name)
