@@ -12,6 +12,10 @@ are noisy; the ratios are what this script reports):
 * ``inspect-kit``: ``landscape(model, (X, y), steps=25)`` (defaults: engine "auto", first-layer
   trick), loss and accuracy; plus the fixed engines for information.
 
+Printed per method: best wall-clock ms per point and best process CPU ms per point (CPU time is
+far less sensitive to other processes on a shared machine), each with its ratio to ours
+(``> 1`` means ours is faster).
+
 It also checks correctness facts of loss-landscapes 3.0.6 on the same model: distance of its
 nearest grid point to the trained weights, and how far ``deepcopy_model=False`` moves the model.
 
@@ -59,11 +63,59 @@ def naive_loop(model, X, y, dirs, axis):
     return out_l, out_a
 
 
+def timed(model, label, X, y, steps, repeats, extra):
+    import loss_landscapes
+    import loss_landscapes.metrics as llm
+
+    n_pts = steps**2
+    dirs = random_directions(model, 2, seed=0)
+    axis = torch.linspace(-1, 1, steps).tolist()
+    print(f"\nmodel: {label} ({flatten(named_params(model)).numel()} params), "
+          f"{len(X)} samples, grid {steps}x{steps} = {n_pts} points")
+
+    def run_ll():
+        metric = llm.Loss(F.cross_entropy, X, y)
+        return loss_landscapes.random_plane(model, metric, distance=1, steps=steps,
+                                            normalization="filter", deepcopy_model=True)
+
+    methods = {
+        "loss-landscapes 3.0.6": run_ll,
+        "naive loop (load_state_dict)": lambda: naive_loop(model, X, y, dirs, axis),
+        "inspect-kit landscape (auto)": lambda: landscape(model, (X, y), steps=steps,
+                                                          progress=False),
+    }
+    if extra:
+        methods.update({
+            "  engine=loop": lambda: landscape(model, (X, y), steps=steps, method="loop",
+                                               progress=False),
+            "  engine=loop, no first-layer trick": lambda: landscape(
+                model, (X, y), steps=steps, method="loop", first_layer_trick=False,
+                progress=False),
+            "  engine=vmap (chunk 25)": lambda: landscape(model, (X, y), steps=steps,
+                                                          method="vmap", progress=False),
+        })
+    best = {k: float("inf") for k in methods}
+    cpu = {k: float("inf") for k in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) * 1e3 / n_pts)
+            cpu[name] = min(cpu[name], (time.process_time() - c0) * 1e3 / n_pts)
+    ours, ours_c = best["inspect-kit landscape (auto)"], cpu["inspect-kit landscape (auto)"]
+    print(f"{'method':40s} {'wall ms/pt':>10s} {'ratio':>6s} {'CPU ms/pt':>10s} {'ratio':>6s}")
+    for name in methods:
+        print(f"{name:40s} {best[name]:10.3f} {best[name] / ours:5.2f}x "
+              f"{cpu[name]:10.3f} {cpu[name] / ours_c:5.2f}x")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--others", default="vit,kan", help="other zoo models to time ('' = none)")
+    ap.add_argument("--others-steps", type=int, default=9)
     args = ap.parse_args()
     try:
         import loss_landscapes
@@ -78,43 +130,16 @@ def main() -> int:
     model = zoo.build("mlp", sizes=(64, 64, 64, 10))
     fit(model, data, epochs=args.epochs, progress=False)
     model.eval()
-    n_pts = args.steps**2
-    dirs = random_directions(model, 2, seed=0)
-    axis = torch.linspace(-1, 1, args.steps).tolist()
-    threads = torch.get_num_threads()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads={threads}, load={os.getloadavg()[0]:.1f}")
-    print(f"model: MLP 64-64-64-10 ({flatten(named_params(model)).numel()} params), "
-          f"{len(X)} samples, grid {args.steps}x{args.steps} = {n_pts} points")
-
-    def run_ll():
-        metric = llm.Loss(F.cross_entropy, X, y)
-        return loss_landscapes.random_plane(model, metric, distance=1, steps=args.steps,
-                                            normalization="filter", deepcopy_model=True)
-
-    methods = {
-        "loss-landscapes 3.0.6": run_ll,
-        "naive loop (load_state_dict)": lambda: naive_loop(model, X, y, dirs, axis),
-        "inspect-kit landscape (auto)": lambda: landscape(model, (X, y), steps=args.steps,
-                                                          progress=False),
-        "  engine=loop": lambda: landscape(model, (X, y), steps=args.steps, method="loop",
-                                           progress=False),
-        "  engine=loop, no first-layer trick": lambda: landscape(
-            model, (X, y), steps=args.steps, method="loop", first_layer_trick=False,
-            progress=False),
-        "  engine=vmap (chunk 25)": lambda: landscape(model, (X, y), steps=args.steps,
-                                                      method="vmap", progress=False),
-    }
-    best = {k: float("inf") for k in methods}
-    for _ in range(args.repeats):
-        for name, fn in methods.items():
-            t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], (time.perf_counter() - t0) * 1e3 / n_pts)
-    ours = best["inspect-kit landscape (auto)"]
-    print(f"\n{'method':40s} {'ms/point':>9s} {'ours faster by':>15s}")
-    for name, ms in best.items():
-        print(f"{name:40s} {ms:9.3f} {ms / ours:14.2f}x")
+          f"torch {torch.__version__}, threads={torch.get_num_threads()}, "
+          f"load={os.getloadavg()[0]:.1f}")
+    timed(model, "MLP 64-64-64-10", X, y, args.steps, args.repeats, extra=True)
+    for name, kw in (("vit", {"attention": "fourier_karat"}), ("kan", {"width": [64, 8, 10]})):
+        if name in args.others.split(","):
+            other = zoo.build(name, **kw).eval()
+            timed(other, f"zoo {name} {kw} (untrained)", X, y, args.others_steps,
+                  args.repeats, extra=False)
+    dirs = random_directions(model, 2, seed=0)
 
     # correctness: ours vs naive, and loss-landscapes' centre / side effect
     res = landscape(model, (X, y), steps=args.steps, progress=False)

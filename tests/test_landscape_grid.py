@@ -182,3 +182,16 @@ def test_grid_axis_exact_centre():
     for n in (3, 5, 25, 51):
         ax = grid_axis(n, 0.7)
         assert ax[n // 2] == 0.0 and np.array_equal(ax, -ax[::-1]) and ax[-1] == 0.7
+
+
+def test_auto_engine_trials_both_and_matches_naive(small):
+    X, y = small
+    X, y = X[:60], y[:60]
+    m = zoo.build("mlp", sizes=(64, 12, 10), seed=3)
+    with assert_untouched(m):
+        res = landscape(m, (X, y), steps=9, chunk=5, progress=False)  # 81 >= 8 * 5 points
+    assert set(res.meta["engine_ms_per_point"]) == {"loop", "vmap"}
+    assert res.meta["method"] in ("loop", "vmap")
+    dirs = random_directions(m, 2, seed=0)
+    L, _ = naive_grid(m, X, y, dirs, [np.asarray(a) for a in res.axes])
+    assert np.allclose(res.loss, L, atol=2e-6, rtol=1e-6)

@@ -5,8 +5,8 @@ never edited. Two engines give the same numbers:
 
 * ``"loop"``: one functional forward per point (the fastest on one compute-bound CPU thread);
 * ``"vmap"``: ``chunk`` points per vectorised forward (wins when per-op overhead dominates: small
-  data subsets, contended threads, GPUs). ``"auto"`` times both on the first points and keeps
-  the faster one for the rest (every timed point is a real grid point, nothing is wasted).
+  data subsets, contended threads, GPUs). ``"auto"`` times both, alternating, on the first
+  chunks and keeps the faster one for the rest (every timed point is a real grid point).
 
 **First-layer linearity** (exact): when the model's first operation on its input is one
 ``nn.Linear`` whose input ``u`` does not depend on any parameter, its output at
@@ -140,6 +140,8 @@ class PointEvaluator:
                 self.plan = stack_plan(model, self.theta, moved, self.batches[0][0])
         self.plan_trick = (self.plan is not None and self.trick is not None
                            and self.plan.first_linear_key() == self.trick.w_key)
+        if self.plan_trick:  # the first Linear's weights are never read: do not build them
+            self.moving = [k for k in self.moving if k not in (self.trick.w_key, self.trick.b_key)]
         if self.plan is not None:
             self.base.update(named_buffers(model))
         self.method_used: str | None = None
@@ -193,9 +195,11 @@ class PointEvaluator:
         return p
 
     def _score(self, out: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
-        loss = float(self.loss_fn(out, y))
-        correct = int((out.argmax(-1) == y).sum()) if self.classify else 0
-        return loss, correct
+        loss = self.loss_fn(out, y)
+        if not self.classify:
+            return float(loss), 0
+        both = torch.stack([loss.double(), (out.argmax(-1) == y).sum().double()]).tolist()
+        return both[0], int(both[1])
 
     def _point_params(self, c: list[float]) -> Params:
         """``theta + sum_k c_k d_k`` tensor by tensor (unmoved tensors are shared, not copied)."""
@@ -217,7 +221,7 @@ class PointEvaluator:
         if self.plan is not None:
             for b, (x, y) in enumerate(self.batches):
                 h0 = trick.output(b, c) if (trick is not None and self.plan_trick) else None
-                lb, cb = self._score(self.plan.forward(p, x, h0), y)
+                lb, cb = self._score(self.plan.forward(p, x, h0, own_h0=True), y)
                 total += lb * len(x)
                 correct += cb
             return total / self.n, (correct / self.n if self.classify else float("nan"))
@@ -289,8 +293,9 @@ def run_points(
 ) -> tuple[list[float], list[float], dict[str, Any]]:
     """Evaluate every row of ``coefs`` in chunks; ``on_chunk(index_list, loss, acc)`` after each.
 
-    ``method="auto"`` times the loop on the first chunk and vmap on the second, then uses the
-    faster for the rest. Returns ``(loss, acc, timing)`` with ms per point of each engine tried.
+    ``method="auto"`` alternates loop and vmap on the first four chunks (grids of at least
+    ``8 * chunk`` points; smaller ones just loop) and uses the faster (min of two timings) for
+    the rest. Returns ``(loss, acc, timing)`` with ms per point of each engine tried.
     """
     if method not in METHODS:
         raise OptionError(f"method must be one of {METHODS}, got {method!r}")
@@ -301,15 +306,18 @@ def run_points(
     acc: list[float] = [float("nan")] * n
     timing: dict[str, Any] = {"ms_per_point": {}}
     chosen = None if method == "auto" else method
+    trials: list[str] = []
+    if chosen is None:
+        # alternate loop, vmap, loop, vmap on the first chunks (min of two timings each, so one
+        # noisy chunk on a shared machine does not decide); too few points: just loop
+        trials = ["loop", "vmap", "loop", "vmap"] if n >= 8 * chunk else []
+        if not trials:
+            chosen = "loop"
     start = 0
     t_all = time.perf_counter()
     while start < n:
         idx = list(range(start, min(n, start + chunk)))
-        m = chosen
-        if m is None:
-            m = "loop" if "loop" not in timing["ms_per_point"] else "vmap"
-            if m == "vmap" and n - start < 2 * chunk:  # too few points left to pay for a trial
-                chosen = m = "loop"
+        m = chosen if chosen is not None else trials.pop(0)
         t0 = time.perf_counter()
         try:
             lo, ac = ev.evaluate(coefs[idx], m)
@@ -317,12 +325,13 @@ def run_points(
             if m != "vmap":
                 raise
             chosen = m = "loop"  # a model vmap cannot batch: fall back to the loop
+            trials = []
             t0 = time.perf_counter()
             lo, ac = ev.evaluate(coefs[idx], m)
         dt = (time.perf_counter() - t0) * 1e3 / len(idx)
-        timing["ms_per_point"].setdefault(m, dt)
-        if chosen is None and len(timing["ms_per_point"]) == 2:
-            ms = timing["ms_per_point"]
+        ms = timing["ms_per_point"]
+        ms[m] = min(ms.get(m, dt), dt)
+        if chosen is None and not trials:
             chosen = "loop" if ms["loop"] <= ms["vmap"] else "vmap"
         for j, i in enumerate(idx):
             loss[i], acc[i] = lo[j], ac[j]

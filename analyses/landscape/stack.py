@@ -33,6 +33,8 @@ class StackPlan:
             if type(mod) is nn.Linear:
                 self.steps.append(("linear", mod, f"{full}.weight",
                                    f"{full}.bias" if mod.bias is not None else None, {}))
+            elif type(mod) is nn.ReLU:
+                self.steps.append(("relu", mod, "", None, {}))
             elif not own:
                 self.steps.append(("free", mod, "", None, {}))
             else:
@@ -44,20 +46,30 @@ class StackPlan:
         return wk if kind == "linear" else None
 
     def forward(self, p: Mapping[str, torch.Tensor], x: torch.Tensor,
-                h0: torch.Tensor | None = None) -> torch.Tensor:
-        """Output at parameters ``p`` (all names); ``h0`` replaces the first Linear's output."""
+                h0: torch.Tensor | None = None, own_h0: bool = False) -> torch.Tensor:
+        """Output at parameters ``p`` (all names); ``h0`` replaces the first Linear's output.
+
+        ``own_h0=True`` lets the plan overwrite ``h0`` in place (a temporary of the caller).
+        """
         if h0 is not None:
             h, steps = h0, self.steps[1:]
         else:
             h = x.reshape(len(x), -1) if self.flatten else x
             steps = self.steps
+        fresh = h0 is not None and own_h0
         for kind, mod, wk, bk, own in steps:
             if kind == "linear":
                 h = F.linear(h, p[wk], p[bk] if bk is not None else None)
+                fresh = True
+            elif kind == "relu":
+                # in place only on a tensor this plan made (never the input or a caller's h0)
+                h = torch.relu_(h) if fresh else torch.relu(h)
             elif kind == "free":
                 h = mod(h)
             else:
                 h = functional_call(mod, {n: p[f] for n, f in own.items() if f in p}, (h,))
+            if kind not in ("linear", "relu"):
+                fresh = False
         return h
 
 
