@@ -438,3 +438,23 @@ def test_pykan_pruned_inputs_select_columns(tmp_path):
     assert a.widths[0] == 2
     assert torch.allclose(a.forward_from_edges(x), m2(x), atol=TOL, rtol=0)
     assert torch.equal(a.layer_inputs(x)[0], x[:, [0, 2]])
+
+
+def test_zoo_repeated_knots_follow_zoo_convention():
+    m = KAN([3, 3, 1], seed=1).double()
+    x = x_data(200, 3)
+    m.update_grid(x)
+    with torch.no_grad():  # a repeated interior knot: the zoo drops 0-denominator terms
+        m.layers[0].grid[2, 5] = m.layers[0].grid[2, 4]
+    a = adapter_for(m)
+    out = a.forward_from_edges(x)
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, m(x), atol=TOL, rtol=0)
+
+
+def test_pykan_repeated_knots_follow_pykan_convention(tmp_path):
+    m = pykan_model(tmp_path, [3, 3, 1])
+    with torch.no_grad():  # pykan zeroes a NaN basis value (nan_to_num), unlike the zoo
+        m.act_fun[0].grid[2, 5] = m.act_fun[0].grid[2, 4]
+    x = x_data(200, 3)
+    assert torch.allclose(adapter_for(m).forward_from_edges(x), m(x), atol=TOL, rtol=0)

@@ -42,7 +42,7 @@ class ZooKANAdapter(KANAdapter):
         layer = self.layers[l]
         coef = layer.coef.detach()
         grid = layer.grid.detach()
-        basis = bspline_basis(x_l, grid, spline_order(grid, coef))  # (B, in, G+k)
+        basis = bspline_basis(x_l, grid, spline_order(grid, coef), zero_terms=True)  # (B, in, G+k)
         spline = torch.einsum("bim,jim->bji", basis, coef.to(x_l.dtype))
         base = base_function(layer.base_fun, x_l).unsqueeze(1)
         return layer.mask.detach() * (layer.scale_base.detach() * base + layer.scale_sp.detach() * spline)
