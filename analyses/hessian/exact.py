@@ -67,8 +67,13 @@ def dense_hessian(
     dtype: torch.dtype = torch.float64,
     batch_size: int | None = None,
     max_params: int = MAX_PARAMS,
+    chunk_size: int | None = None,
 ) -> DenseHessian:
-    """The exact ``n x n`` Hessian of the sample-weighted mean loss (see module docstring)."""
+    """The exact ``n x n`` Hessian of the sample-weighted mean loss (see module docstring).
+
+    ``chunk_size`` bounds memory: the columns are then formed ``chunk_size`` at a time by
+    ``torch.func.jacrev(torch.func.grad(f), chunk_size=...)`` (reverse-over-reverse).
+    """
     chosen = named_params(model, include=include)
     n = sum(t.numel() for t in chosen.values())
     if n > max_params:
@@ -100,6 +105,8 @@ def dense_hessian(
                     i += m
                 return loss_fn(functional_call(model, state, (x,)), y)
 
-            H += torch.func.hessian(f)(theta.detach().clone()) * (len(x) / total)
+            fn = (torch.func.hessian(f) if chunk_size is None else
+                  torch.func.jacrev(torch.func.grad(f), chunk_size=int(chunk_size)))
+            H += fn(theta.detach().clone()) * (len(x) / total)
     H = 0.5 * (H + H.T)
     return DenseHessian(H, names, shapes)

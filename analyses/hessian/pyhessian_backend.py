@@ -73,7 +73,8 @@ def run_pyhessian(model: nn.Module, data: Any, *, loss_fn: LossFn, names: list[s
 
     ph.hessian_vector_product = counted
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*create_graph=True.*")
             torch.manual_seed(int(seed))
             try:
                 if len(batches) == 1:

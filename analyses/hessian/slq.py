@@ -18,11 +18,12 @@ weights. The smooth density on a grid is ``phi(t) = sum_j w_j N(t; theta_j, sigm
 (``width_fraction=``, default 0.01).
 
 Deflation (default ``deflate=20``): the largest-|lambda| eigenpairs ``(lambda_i, u_i)`` are found
-first by Lanczos (:mod:`.lanczos`, only converged pairs kept) and enter the measure exactly with
-weight ``1/n`` each; SLQ runs on the projected operator ``P H P``, ``P = I - U U^T``, from
-projected probes, and its weights are scaled by ``(n - d)/n``. The outliers then carry no probe
-noise, which is what dominates the Wasserstein error otherwise (a weight error ``delta`` on an
-outlier moves mass ``delta`` across the whole spectral range) -- the same idea as Hutch++.
+first by Lanczos (:mod:`.lanczos`, converged pairs only, at most ``5 * deflate`` products) and
+enter the measure exactly with weight ``1/n`` each; SLQ runs on the projected operator ``P H P``,
+``P = I - U U^T``, from projected probes, and its weights are scaled by ``(n - d)/n``. The
+outliers then carry no probe noise, which is what dominates the Wasserstein error otherwise (a
+weight error ``delta`` on an outlier moves mass ``delta`` across the whole spectral range) -- the
+same idea as Hutch++.
 
 Derived numbers: the mass below ``-threshold`` (negative curvature that is not round-off
 noise; plain "fraction of negative nodes" counts the bulk at |lambda| < 1e-3 whose sign SLQ
@@ -131,7 +132,8 @@ def slq_density(
     d_vals, U = np.zeros(0), None
     if deflate > 0 and op.n > 2 * deflate:
         eig = lanczos_eigs(op, int(deflate), which="magnitude", seed=int(seed) + 7,
-                           return_vectors=True, progress=progress)
+                           max_steps=min(op.n, 5 * int(deflate)), return_vectors=True,
+                           progress=progress)
         keep = np.flatnonzero(eig.converged)
         d_vals = eig.eigenvalues[keep]
         U = eig.vectors[torch.as_tensor(keep, dtype=torch.long)] if len(keep) else None
