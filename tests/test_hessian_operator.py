@@ -41,13 +41,13 @@ def _data(n=90, seed=1):
     return torch.randn(n, 5, generator=g), torch.randint(0, 3, (n,), generator=g)
 
 
-@pytest.mark.parametrize("cache", [True, False])
+@pytest.mark.parametrize("cache,vectorize", [(True, True), (False, True), (True, False)])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_hvp_equals_dense_hessian_times_v(cache, dtype):
+def test_hvp_equals_dense_hessian_times_v(cache, vectorize, dtype):
     model, data = _net(), _data()
     H = dense_hessian(model, data).matrix
     with assert_untouched(model):
-        op = HessianOperator(model, data, dtype=dtype, cache_graph=cache)
+        op = HessianOperator(model, data, dtype=dtype, cache_graph=cache, vectorize=vectorize)
         V = torch.randn(4, op.n, dtype=torch.float64)
         got = op.matvec(V.to(dtype)).double()
         one = op.matvec(V[0].to(dtype)).double()

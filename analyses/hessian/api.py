@@ -64,6 +64,7 @@ def hessian(
     mode: str | None = "eval",
     dtype: torch.dtype | None = None,
     batch_size: int | None = None,
+    vectorize: bool = True,
     backend: str = "native",
     tol: float = 1e-6,
     max_steps: int | None = None,
@@ -85,7 +86,8 @@ def hessian(
     * ``blocks``: "layer", "param" or ``{group: glob(s)}``: per-block eigenvalues (both ends,
       ``block_top_k`` each) and traces, beside the full spectrum.
     * ``mode``: "eval" (default), "train" or None; ``dtype``: float32 (default for float32
-      models) or float64; ``seed`` makes every random probe reproducible.
+      models) or float64; ``seed`` makes every random probe reproducible; ``vectorize``
+      evaluates stacked probes in one batched backward (see :class:`.HessianOperator`).
 
     The model is never modified (functional evaluation on copies of the parameters).
     """
@@ -104,7 +106,7 @@ def hessian(
                       density_threshold=density_threshold, blocks=blocks, include=include,
                       mode=mode, batch_size=batch_size, seed=seed)
     op = HessianOperator(model, data, loss=loss, include=include, mode=mode, dtype=dtype,
-                         batch_size=batch_size)
+                         batch_size=batch_size, vectorize=vectorize)
     eig_vals, eig_res, eig_conv, vectors, steps = np.zeros(0), np.zeros(0), [], None, 0
     if top_k > 0:
         eig = lanczos_eigs(op, int(top_k), which=which, tol=tol, max_steps=max_steps, seed=seed,

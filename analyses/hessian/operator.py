@@ -73,6 +73,8 @@ class HessianOperator:
     dtype: float32/float64 for the products (default: the parameters' dtype).
     batch_size: split an ``(X, y)`` pair into batches of this size.
     cache_graph: keep the gradient graphs between products (default: when <= 8 batches).
+    vectorize: evaluate a ``(k, n)`` stack in one batched backward (default True; False loops
+        over the rows, which can be faster for tiny networks on CPU).
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class HessianOperator:
         dtype: torch.dtype | None = None,
         batch_size: int | None = None,
         cache_graph: bool | None = None,
+        vectorize: bool = True,
     ) -> None:
         if mode not in ("eval", "train", None):
             raise OptionError(f"mode must be 'eval', 'train' or None, got {mode!r}")
@@ -102,6 +105,7 @@ class HessianOperator:
             raise OptionError(f"dtype must be torch.float32 or torch.float64, got {self.dtype}")
         self.device = first.device
         self.model, self.mode = model, mode
+        self.vectorize = bool(vectorize)
         batches = Batches.of(data, batch_size=batch_size)
         self._batches = batches
         self.n_samples = int(batches.n_samples)
@@ -215,6 +219,8 @@ class HessianOperator:
                               f"(n,) or (k, n) with n = {self.n}")
         V = V.to(self.device, self.dtype)
         k = V.shape[0]
+        if k > 1 and not self.vectorize:
+            return torch.stack([self.matvec(row) for row in V])
         pieces, i = [], 0
         for n in self.names:
             s = self.sizes[n]
