@@ -30,7 +30,7 @@ from torch import nn
 
 from inspect_kit.errors import UnsupportedModelError
 
-from .tracer import AxisTracer, _tensors
+from .tracer import AxisTracer, tensors_in
 
 State = dict[str, torch.Tensor]
 
@@ -149,7 +149,7 @@ def permutation_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec
         with tracer:
             out = twin(example)
         tracer.fix_all(out)
-        if not _tensors(out):
+        if not tensors_in(out):
             raise UnsupportedModelError("the model returned no tensor; cannot derive permutations")
     finally:
         for h in handles:
