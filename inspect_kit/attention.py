@@ -93,12 +93,11 @@ class AttentionMap:
     scores: torch.Tensor | None
     softmax: bool
     call: int = 0
-    order: tuple[int, int, int] = (0, 0, 0)
+    seq: int = 0
 
 
 class AttentionRecording:
-    """What :func:`capture_attention` recorded; ``maps`` are ordered forward by forward, in model
-    order within a forward."""
+    """What :func:`capture_attention` recorded; ``maps`` are in call order (``seq``)."""
 
     def __init__(self) -> None:
         self._maps: list[AttentionMap] = []
@@ -110,7 +109,7 @@ class AttentionRecording:
         maps = list(self._maps)
         for source in self._pending:
             maps.extend(source())
-        return sorted(maps, key=lambda m: (m.call, m.order))
+        return sorted(maps, key=lambda m: m.seq)
 
     @property
     def names(self) -> list[str]:
@@ -268,12 +267,14 @@ def capture_attention(
     fams = _families(model, families)
     rec = AttentionRecording()
     named = list(model.named_modules())
-    position = {id(m): i for i, (_, m) in enumerate(named)}
     counts: dict[str, int] = {}
+    seq = [0]
 
-    def next_call(name: str) -> int:
+    def next_call(name: str) -> tuple[int, int]:
+        """(call index of this module, global call order) for a new record."""
         counts[name] = counts.get(name, 0) + 1
-        return counts[name] - 1
+        seq[0] += 1
+        return counts[name] - 1, seq[0]
 
     handles: list[Any] = []
     restores: list[Callable[[], None]] = []
@@ -282,21 +283,27 @@ def capture_attention(
             if "attn_fn" in fams:
                 fn_names = [n for n, m in named if n.split(".")[-1] == "attn_fn"]
                 if fn_names:
+                    # the data come from inspect_kit.hooks.capture; a second hook registered
+                    # after it stamps each call with the global call order
                     hrec = stack.enter_context(capture(model, fn_names, inputs=scores,
                                                        detach=detach, device=device))
                     fn_mods = dict(named)
+                    stamps: dict[str, list[int]] = {n: [] for n in fn_names}
+                    for n in fn_names:
+                        handles.append(fn_mods[n].register_forward_hook(
+                            lambda mod, a, o, n=n: stamps[n].append(next_call(n)[1])))
 
                     def from_attn_fn() -> list[AttentionMap]:
                         out = []
                         for n in fn_names:
                             mod = fn_mods[n]
                             owner = n.rsplit(".", 1)[0] if "." in n else n
-                            for c, call in enumerate(hrec[n]):
+                            for c, (call, sq) in enumerate(zip(hrec[n], stamps[n])):
                                 sc = call.inputs[0] if call.inputs else None
                                 out.append(AttentionMap(
                                     owner, "attn_fn", type(mod).__name__,
                                     _as_bhqk(call.output), None if sc is None else _as_bhqk(sc),
-                                    _is_softmax_fn(mod), c, (position[id(mod)], 0, 0)))
+                                    _is_softmax_fn(mod), c, sq))
                         return out
 
                     rec._pending.append(from_attn_fn)
@@ -307,10 +314,9 @@ def capture_attention(
                 torch.backends.mha.set_fastpath_enabled(False)
                 restores.append(lambda: torch.backends.mha.set_fastpath_enabled(prev))
                 for n, m in mhas:
-                    handles.extend(_hook_mha(n, m, rec, scores, detach, device, next_call,
-                                             position[id(m)]))
+                    handles.extend(_hook_mha(n, m, rec, scores, detach, device, next_call))
             if "sdpa" in fams:
-                _patch_sdpa(named, position, rec, patch_modules, {id(m) for _, m in mhas},
+                _patch_sdpa(named, rec, patch_modules, {id(m) for _, m in mhas},
                             detach, device, next_call, handles, restores)
             if "hf" in fams:
                 _hook_hf(model, rec, detach, device, next_call, handles, restores)
@@ -324,8 +330,8 @@ def capture_attention(
 
 
 def _hook_mha(name: str, m: nn.MultiheadAttention, rec: AttentionRecording, scores: bool,
-              detach: bool, device: str | None, next_call: Callable[[str], int],
-              pos: int) -> list[Any]:
+              detach: bool, device: str | None,
+              next_call: Callable[[str], tuple[int, int]]) -> list[Any]:
     params = [p for p in inspect.signature(type(m).forward).parameters if p != "self"]
     wanted: list[tuple[bool, bool, torch.Tensor | None]] = []
 
@@ -354,7 +360,7 @@ def _hook_mha(name: str, m: nn.MultiheadAttention, rec: AttentionRecording, scor
             sc = None  # dropout in train mode, or a set-up the recomputation does not cover
         rec._maps.append(AttentionMap(name, "mha", type(module).__name__,
                                       _store(w, detach, device), _store(sc, detach, device),
-                                      True, next_call(name), (pos, 0, 0)))
+                                      True, *next_call(name)))
         if not need:
             return out, None
         return out, (w.mean(dim=-3) if avg else w)
@@ -363,14 +369,12 @@ def _hook_mha(name: str, m: nn.MultiheadAttention, rec: AttentionRecording, scor
             m.register_forward_hook(post, with_kwargs=True, always_call=True)]
 
 
-def _patch_sdpa(named: list[tuple[str, nn.Module]], position: dict[int, int],
-                rec: AttentionRecording, patch_modules: Sequence[str | ModuleType],
-                skip: set[int], detach: bool, device: str | None,
-                next_call: Callable[[str], int], handles: list[Any],
+def _patch_sdpa(named: list[tuple[str, nn.Module]], rec: AttentionRecording,
+                patch_modules: Sequence[str | ModuleType], skip: set[int], detach: bool, device: str | None,
+                next_call: Callable[[str], tuple[int, int]], handles: list[Any],
                 undo: list[Callable[[], None]]) -> None:
     original = F.scaled_dot_product_attention
     running: list[tuple[str, nn.Module]] = []
-    seq = [0]
 
     def push(module: nn.Module, args: tuple, name: str = "") -> None:
         running.append((name, module))
@@ -394,11 +398,9 @@ def _patch_sdpa(named: list[tuple[str, nn.Module]], position: dict[int, int],
             sc, w = sdpa_weights(a["query"], a["key"], a.get("attn_mask"),
                                  bool(a.get("is_causal", False)), a.get("scale"),
                                  bool(a.get("enable_gqa", False)))
-        seq[0] += 1
-        pos = position[id(owner)] if owner is not None else len(position)
         rec._maps.append(AttentionMap(name, "sdpa", type(owner).__name__ if owner else SDPA_NAME,
                                       _store(w, detach, device), _store(sc, detach, device),
-                                      True, next_call(name), (pos, 0, seq[0])))
+                                      True, *next_call(name)))
         return out
 
     patched.__wrapped__ = original  # type: ignore[attr-defined]
@@ -423,7 +425,7 @@ def _patch_sdpa(named: list[tuple[str, nn.Module]], position: dict[int, int],
 
 
 def _hook_hf(model: nn.Module, rec: AttentionRecording, detach: bool, device: str | None,
-             next_call: Callable[[str], int], handles: list[Any],
+             next_call: Callable[[str], tuple[int, int]], handles: list[Any],
              undo: list[Callable[[], None]]) -> None:
     cfg = _hf_config(model)
     if cfg is None:
@@ -462,7 +464,7 @@ def _hook_hf(model: nn.Module, rec: AttentionRecording, detach: bool, device: st
                 continue
             rec._maps.append(AttentionMap(f"{name}.{i}", "hf", type(module).__name__,
                                           _store(a, detach, device), None, True,
-                                          next_call(f"{name}.{i}"), (0, i, 0)))
+                                          *next_call(f"{name}.{i}")))
         if not user_asked and hasattr(output, "attentions"):
             with contextlib.suppress(Exception):
                 output.attentions = None

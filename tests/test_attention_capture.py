@@ -280,3 +280,44 @@ def test_bad_family_is_an_option_error():
     with pytest.raises(OptionError, match="families"):
         with capture_attention(nn.Linear(2, 2), families=["flash"]):
             pass
+
+
+class Mixed(nn.Module):
+    """Three families in one model, called out of definition order, one module twice."""
+
+    def __init__(self):
+        super().__init__()
+        from inspect_kit.zoo.vit import Attention, SoftmaxScores
+
+        self.z = Attention(16, 4, SoftmaxScores())
+        self.t = TimmAttention()
+        self.m = nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def forward(self, x):
+        x = x + self.t(x)
+        x = x + self.m(x, x, x, need_weights=False)[0]
+        x = x + self.z(x)
+        return x + self.t(x)
+
+
+def test_mixed_families_in_call_order():
+    torch.manual_seed(9)
+    model = Mixed().eval()
+    x = torch.randn(2, 7, 16)
+    with assert_untouched(model), torch.no_grad(), capture_attention(model) as rec:
+        model(x)
+    assert [(m.name, m.family, m.call) for m in rec.maps] == [
+        ("t", "sdpa", 0), ("m", "mha", 0), ("z", "attn_fn", 0), ("t", "sdpa", 1)]
+    with torch.no_grad():  # the second call of t sees the input after m and z
+        h = x + model.t(x)
+        h = h + model.m(h, h, h)[0]
+        h = h + model.z(h)
+        model.t.fused = False
+        ref = []
+        hook = model.t.attn_drop.register_forward_hook(lambda m, a, o: ref.append(a[0]))
+        try:
+            model.t(h)
+        finally:
+            model.t.fused = True
+            hook.remove()
+    torch.testing.assert_close(rec.maps[3].weights, ref[0], **TOL)

@@ -135,7 +135,7 @@ def attention(
     with model_mode(model, mode), torch.no_grad(), \
             capture_attention(model, families=families, patch_modules=patch_modules) as rec:
         model(x)
-    maps = [m for m in rec.maps if m.call == 0]
+    maps = rec.maps  # one forward: every call, in call order
     if not maps:
         hint = "; ".join(rec.problems)
         raise UnsupportedModelError(
