@@ -85,9 +85,13 @@ def plot_layerwise(result: Any, *, ax: Any = None, kind: str = "barrier_mean") -
         ax.set_xticklabels(names, rotation=45 if len(names) > 4 else 0, ha="right"
                            if len(names) > 4 else "center")
         ax.set_ylabel(f"loss {kind.replace('_', ' ')}")
+        ax.set_xlabel("layer interpolated alone (others held at A)")
         pair = "aligned B" if result.aligned else "unaligned B"
-        ax.set_title(f"layer-wise LMC ({pair}): one layer moved, rest at A")
-        ax.legend(title="split")
+        ax.set_title(f"layer-wise LMC ({pair})")
+        top = np.nanmax([v for s in splits for v in lw[kind]["loss"][s] if v is not None] + [0])
+        if top > 0:
+            ax.set_ylim(0, 1.25 * top)
+        ax.legend(title="split", loc="upper center", ncol=len(splits))
         return fig
 
 
