@@ -81,6 +81,9 @@ def diagram(
     if not isinstance(samples, EdgeSamples):
         raise OptionError(f"diagram takes EdgeSamples (from inspect_kit.kan.sampling.sample_edges), got "
                           f"{type(result_or_samples).__name__}; sample the model first")
+    if len(samples.widths) < 2:
+        raise OptionError(f"these {samples.family} samples describe no network (no layer widths); "
+                          "plot their curves directly (samples.x, samples.y) instead of a diagram")
     edge_sc = None
     if scores is not None:
         edge_sc = [np.asarray(s, dtype=float) for s in getattr(scores, "edge_scores", scores)]
@@ -175,6 +178,8 @@ def _draw(samples: Any, edge_sc: list[np.ndarray] | None, fits: dict, beta: floa
            else "edges from sampled curves")
     if fits:
         sub += "; red = symbolic fit"
+    if samples.input_note and samples.family == "fastkan":
+        sub += "\ntwo curves per node pair: RBF part in u = LayerNorm(h), base part in h"
     if shown_note:
         sub += "\n" + "; ".join(shown_note) + " (ranked by score), rest not drawn"
     ax.set_title(f"{head}\n{sub}", fontsize=9)

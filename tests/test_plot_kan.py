@@ -89,3 +89,12 @@ def test_bad_inputs(small):
         diagram(m)
     with pytest.raises(OptionError, match="shapes"):
         diagram(s, [np.zeros((2, 2))])
+
+
+def test_activation_samples_have_no_diagram():
+    from inspect_kit.kan.activations import sample_activations
+
+    m = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.PReLU(), torch.nn.Linear(3, 1))
+    s = sample_activations(m, data(30, 2))
+    with pytest.raises(OptionError, match="no network"):
+        diagram(s)
