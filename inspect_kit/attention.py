@@ -51,8 +51,8 @@ back. References: Abnar & Zuidema 2020 (attention rollout); timm ``Attention``; 
 >>> x = torch.randn(3, 5, 8)
 >>> with capture_attention(mha) as rec:
 ...     out, w = mha(x, x, x, need_weights=False)
->>> w is None, rec.maps[0].weights.shape
-(True, torch.Size([3, 2, 5, 5]))
+>>> w is None, rec.names, rec.maps[0].weights.shape
+(True, ['MultiheadAttention'], torch.Size([3, 2, 5, 5]))
 """
 
 from __future__ import annotations
@@ -314,7 +314,8 @@ def capture_attention(
                 torch.backends.mha.set_fastpath_enabled(False)
                 restores.append(lambda: torch.backends.mha.set_fastpath_enabled(prev))
                 for n, m in mhas:
-                    handles.extend(_hook_mha(n, m, rec, scores, detach, device, next_call))
+                    handles.extend(_hook_mha(n or type(m).__name__, m, rec, scores, detach,
+                                             device, next_call))
             if "sdpa" in fams:
                 _patch_sdpa(named, rec, patch_modules, {id(m) for _, m in mhas},
                             detach, device, next_call, handles, restores)
@@ -384,7 +385,9 @@ def _patch_sdpa(named: list[tuple[str, nn.Module]], rec: AttentionRecording,
             running.pop()
 
     for n, m in named:
-        handles.append(m.register_forward_pre_hook(lambda mod, a, n=n: push(mod, a, n)))
+        label = n or type(m).__name__
+        handles.append(m.register_forward_pre_hook(
+            lambda mod, a, label=label: push(mod, a, label)))
         handles.append(m.register_forward_hook(pop, always_call=True))
 
     def patched(*args: Any, **kwargs: Any) -> Any:

@@ -249,6 +249,7 @@ def test_sdpa_bound_at_import_time_is_patched_and_restored():
         with assert_untouched(model), torch.no_grad(), capture_attention(model) as rec:
             model(x)
         assert mod.sdpa is original
+        assert rec.names == ["BoundAttention"]  # the root module, named by its type
         q, k = model.qk(x).unsqueeze(1).chunk(2, -1)
         ref = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), -1)
         torch.testing.assert_close(rec.maps[0].weights, ref.detach(), **TOL)
