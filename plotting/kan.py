@@ -173,7 +173,8 @@ def _draw(samples: Any, edge_sc: list[np.ndarray] | None, fits: dict, beta: floa
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.35, L + 0.35)
     ax.set_axis_off()
-    head = title or f"{samples.family} KAN {widths}"
+    kind = "partial dependence" if samples.family == "partial_dependence" else f"{samples.family} KAN"
+    head = title or f"{kind} {widths}"
     sub = (f"opacity = tanh({beta:g} x attribution{rel_note})" if edge_sc is not None
            else "edges from sampled curves")
     if fits:
