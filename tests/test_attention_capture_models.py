@@ -161,3 +161,12 @@ def test_real_transformers_vit_if_installed():
     assert len(rec) == len(ref) == 2
     for m, r in zip(rec.maps, ref):
         torch.testing.assert_close(m.weights, r, **TOL)
+
+
+def test_hf_style_restored_when_the_body_raises():
+    model = FakeHF(with_setter=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        with assert_untouched(model), capture_attention(model):
+            assert model.config._attn_implementation == "eager"
+            raise RuntimeError("boom")
+    assert model.config._attn_implementation == "sdpa"
