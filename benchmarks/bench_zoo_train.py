@@ -10,7 +10,8 @@ only ratios are meaningful):
    ``fit(opt="LBFGS", steps=20, update_grid=True)`` (its defaults: grid updates every 5 steps)
    vs ``zoo.train.fit(epochs=20, optimizer="lbfgs", lr=1, grid_update_every=5)`` (updates before
    epochs 0 and 5, first half only), both from the same initial weights; test RMSE reported.
-3. **MLP on digits** (64-128-128-10, 20 Adam epochs): seconds and test accuracy (no reference).
+3. **MLP on digits** (64-128-128-10, 20 Adam epochs) and **TinyViT on digits** (softmax and
+   Fourier-KArAt attention, 30 Adam epochs): seconds and test accuracy (no reference).
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_zoo_train.py [--repeats 5]``.
 """
@@ -117,6 +118,10 @@ def main() -> None:
 
     _, res = train_zoo("mlp", "digits", progress=False)
     print(f"MLP digits 20 Adam epochs: {res.seconds:.2f} s, test acc {res.final['test_acc']:.4f}")
+    for attention in ("softmax", "fourier_karat"):
+        _, res = train_zoo("vit", "digits", model_kwargs={"attention": attention}, progress=False)
+        print(f"TinyViT ({attention}) digits 30 Adam epochs: {res.seconds:.2f} s, test acc "
+              f"{res.final['test_acc']:.4f}")
 
 
 if __name__ == "__main__":

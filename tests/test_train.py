@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from inspect_kit.data import DataBundle, formula_data
-from inspect_kit.errors import ModelSpecError, OptionError
+from inspect_kit.errors import ModelSpecError, NonFiniteError, OptionError
 from inspect_kit.zoo import build
 from inspect_kit.zoo.kan import KAN
 from inspect_kit.zoo.train import fit, train_zoo
@@ -135,6 +135,17 @@ def test_train_zoo_vit_infers_image_kwargs(digits):
 def test_bad_options(kwargs):
     with pytest.raises(OptionError):
         fit(nn.Linear(2, 1), (torch.zeros(4, 2), torch.zeros(4, 1)), **kwargs)
+
+
+def test_divergence_raises_and_float64_models_train():
+    X, y = torch.randn(32, 2), torch.randn(32, 1)
+    with pytest.raises(NonFiniteError, match="diverged at epoch 1"):
+        fit(nn.Linear(2, 1), (X, y), epochs=3,
+            regularizer=lambda m, x: m.weight.sum() * float("nan"))
+    lin = nn.Linear(2, 1).double()
+    res = fit(lin, (X, y), epochs=2, optimizer="lbfgs", lr=1.0, test_data=(X, y))
+    assert lin.weight.dtype == torch.float64
+    assert res.final["test_loss"] == pytest.approx(res.final["train_loss"])
 
 
 def test_cli_train_writes_a_loadable_checkpoint(tmp_path, capsys):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..data import Batches, DataBundle, LossFn, load_data, resolve_loss, task_of
-from ..errors import ModelSpecError, OptionError
+from ..errors import ModelSpecError, NonFiniteError, OptionError
 from ..evaluate import evaluate
 from ..modes import model_mode
 from ..progress import bar
@@ -117,7 +117,16 @@ def fit(
                               "pass grid_update_every=None for other models")
     if batch_size is not None and int(batch_size) < 1:
         raise OptionError(f"batch_size must be a positive int or None, got {batch_size}")
+    epochs = int(epochs)
     x_all, y_all, test_data = _split_data(data, test_data)
+    ref = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if ref is not None:  # data on the model's device, float inputs in the model's dtype
+        x_all = x_all.to(ref.device, ref.dtype if x_all.is_floating_point() else None)
+        y_all = y_all.to(ref.device)
+        if test_data is not None:
+            xt, yt = Batches.of(test_data).tensors()
+            test_data = (xt.to(ref.device, ref.dtype if xt.is_floating_point() else None),
+                         yt.to(ref.device))
     loss_fn = resolve_loss(loss, y_all)
     classify = task_of(y_all) == "classification"
     n = len(x_all)
@@ -157,7 +166,7 @@ def fit(
             snapshots.append(_state(model))
             snap_epochs.append(0)
         with model_mode(model, "train", warn=False), bar(epochs, "train", progress) as pbar:
-            for epoch in range(int(epochs)):
+            for epoch in range(epochs):
                 if (grid_update_every is not None and epoch % int(grid_update_every) == 0
                         and epoch < epochs // 2):
                     model.update_grid(x_all)
@@ -180,8 +189,11 @@ def fit(
                 record(epoch + 1)
                 last = history[-1]
                 if not math.isfinite(last["train_loss"]):
-                    pbar.close()
-                    break
+                    opt.zero_grad(set_to_none=True)
+                    raise NonFiniteError(
+                        f"training diverged at epoch {epoch + 1} (train loss "
+                        f"{last['train_loss']}); lower the learning rate (lr={lr}) or check the "
+                        "data")
                 pbar.set_postfix({k: f"{v:.4g}" for k, v in last.items() if k != "epoch"})
                 pbar.update(1)
                 if snapshot_every is not None and (
@@ -196,7 +208,7 @@ def fit(
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("kan", "regression"): dict(epochs=20, optimizer="lbfgs", lr=1.0, grid_update_every=5),
     ("kan", "classification"): dict(epochs=40, optimizer="adam", lr=1e-2, batch_size=64),
-    ("mlp", "regression"): dict(epochs=100, optimizer="adam", lr=3e-3, batch_size=64),
+    ("mlp", "regression"): dict(epochs=50, optimizer="adam", lr=3e-3, batch_size=64),
     ("mlp", "classification"): dict(epochs=20, optimizer="adam", lr=1e-3, batch_size=64),
     ("vit", "classification"): dict(epochs=30, optimizer="adam", lr=3e-3, batch_size=64),
 }
