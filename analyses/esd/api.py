@@ -75,10 +75,11 @@ def spectrum(lm: LayerMatrix, mode: str, *, max_evals: int, partial_k: int,
     if len(lm.mats) == 1 and lm.n_cols > max_evals:
         lm.partial = True
         return spectra.topk_evals(lm.mats, partial_k, seed=seed)
-    ev = spectra.svd_evals(lm.mats) if mode == "compat" else spectra.gram_evals(lm.mats)
-    if mode == "compat" and lm.ww_type == "conv2d" and lm.kind == "conv2d":
-        ev = ev * 0.5  # WeightWatcher's conv2d_norm: each slice scaled by sqrt(1/2) when pooled
-    return ev
+    if mode == "fast":
+        return spectra.gram_evals(lm.mats)
+    # WeightWatcher's conv2d_norm: each pooled Conv2d slice is scaled by sqrt(1/2) (ESD x 0.5)
+    conv2d = lm.ww_type == "conv2d" and lm.kind == "conv2d"
+    return spectra.svd_evals(lm.mats, scale=float(np.sqrt(0.5)) if conv2d else None)
 
 
 def analyse_matrix(lm: LayerMatrix, *, mode: str = "fast", min_evals: int = 8,

@@ -26,11 +26,16 @@ from scipy.linalg import blas, lapack
 _BATCH_MAX_SIDE = 96
 
 
-def svd_evals(mats: list[torch.Tensor]) -> np.ndarray:
-    """Pooled ``sigma^2`` of every slice (float64 SVD), sorted ascending."""
+def svd_evals(mats: list[torch.Tensor], scale: float | None = None) -> np.ndarray:
+    """Pooled ``sigma^2`` of every slice (float64 SVD), sorted ascending.
+
+    ``scale`` multiplies each float64 slice before the SVD (WeightWatcher's conv2d_norm).
+    """
     out = []
     for W in mats:
         a = W.detach().to("cpu").float().numpy().astype(float)
+        if scale is not None:
+            a = a * scale
         sv = scipy.linalg.svd(a, compute_uv=False)
         sv = np.sort(sv)[-min(a.shape):]
         out.append(sv * sv)
