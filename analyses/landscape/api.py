@@ -46,6 +46,7 @@ from .directions import (
 from .evaluate import PointEvaluator, run_points
 from .path import project_trajectory
 from .result import LandscapeResult
+from .sharded import GridShard
 
 DIRECTIONS = ("random", "pca", "interpolation")
 BN_POLICY = ("keep: BatchNorm uses the running statistics stored with the trained weights at "
@@ -237,16 +238,17 @@ def landscape(
     fp = _fingerprint(theta, dirs, mesh, batches,
                       {"loss": repr(loss), "mode": mode, "split": split})
     rpath = Path(resume) if resume is not None else None
+    shard = GridShard(rpath)  # several ranks: split the points, one rank file each
     if rpath is not None:
-        loss_v, acc_v = _load_partial(rpath, fp, n)
+        loss_v, acc_v = shard.load(_load_partial, fp, n)
     else:
         loss_v, acc_v = [float("nan")] * n, [float("nan")] * n
-    todo = [i for i in range(n) if math.isnan(loss_v[i])]
+    todo = shard.mine([i for i in range(n) if math.isnan(loss_v[i])])
     last_save = [time.perf_counter()]
 
-    def save() -> None:
+    def save(to: Path | None = None) -> None:
         if rpath is not None:
-            write_json(rpath, {"fingerprint": fp, "loss": loss_v, "accuracy": acc_v})
+            write_json(to or shard.path, {"fingerprint": fp, "loss": loss_v, "accuracy": acc_v})
 
     timing: dict[str, Any] = {"method": None, "ms_per_point": {}, "wall_ms_per_point": None}
     with bar(total=n, desc="landscape", progress=progress, initial=n - len(todo)) as pbar:
@@ -265,6 +267,8 @@ def landscape(
                                           on_chunk=on_chunk)
         finally:
             save()
+    loss_v, acc_v = shard.gather(loss_v, acc_v)
+    shard.finish(save)
 
     shape = tuple(len(a) for a in axes)
     loss_g = np.asarray(loss_v, dtype=float).reshape(shape)
@@ -294,7 +298,7 @@ def landscape(
             "span": [float(a.max()) for a in axes], "method": timing.get("method"),
             "ms_per_point": timing.get("wall_ms_per_point"),
             "engine_ms_per_point": timing.get("ms_per_point"),
-            "resumed_points": n - len(todo), "loss": "default" if loss is None else repr(loss)}
+            "resumed_points": n - shard.n_todo, "loss": "default" if loss is None else repr(loss)}
     return LandscapeResult(
         axes=[a.tolist() for a in axes],
         loss=loss_g,

@@ -1,0 +1,79 @@
+"""Grid points split over ``torch.distributed`` ranks, with per-rank resume files.
+
+Li et al. 2018 split their 51x51 landscape grid over MPI ranks; here the ranks of a ``torchrun``
+job each take a contiguous share of the points still to do (:func:`inspect_kit.distributed.
+my_indices`), evaluate them on the full data, and meet once at the end (:meth:`GridShard.gather`,
+one ``all_gather`` of the value columns). There is no collective per point.
+
+Resume: on several ranks each rank saves its progress to ``<resume>.rank<r>`` (never two
+writers on one file); loading merges the main file and every ``<resume>.rank*`` sibling with the
+same fingerprint, so an interrupted job resumes with any number of ranks without recomputing a
+finished point. At the end rank 0 writes the merged values to ``<resume>`` and the rank files
+are removed. On one process this is the identity and ``<resume>`` is used directly.
+
+Also used for interpolation curves (:mod:`analyses.lmc.sharded`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from inspect_kit import distributed as D
+
+Loader = Callable[[Path, str, int], tuple[list[float], list[float]]]
+
+
+class GridShard:
+    """This rank's view of a grid of ``n`` points (see the module docstring)."""
+
+    def __init__(self, resume: Path | None) -> None:
+        self.resume = resume
+        self.distributed = D.is_distributed()
+        self.rank, self.world = D.rank(), D.world_size()
+        self.n_todo = 0
+
+    @property
+    def path(self) -> Path | None:
+        """Where this rank saves partial results."""
+        if self.resume is None or not self.distributed:
+            return self.resume
+        return self.resume.with_name(f"{self.resume.name}.rank{self.rank}")
+
+    def siblings(self) -> list[Path]:
+        if self.resume is None:
+            return []
+        return sorted(self.resume.parent.glob(f"{self.resume.name}.rank*"))
+
+    def load(self, loader: Loader, fp: str, n: int) -> tuple[list[float], list[float]]:
+        """Values saved so far: ``<resume>`` merged with every rank file (NaN = not done)."""
+        loss, acc = loader(self.resume, fp, n)
+        for p in self.siblings():
+            lo, ac = loader(p, fp, n)
+            for i in range(n):
+                if math.isnan(loss[i]) and not math.isnan(lo[i]):
+                    loss[i], acc[i] = lo[i], ac[i]
+        return loss, acc
+
+    def mine(self, todo: list[int]) -> list[int]:
+        """This rank's contiguous share of the points still to evaluate."""
+        self.n_todo = len(todo)  # over all ranks (for the "resumed_points" count)
+        return D.my_indices(todo) if self.distributed else list(todo)
+
+    def gather(self, loss: list[float], acc: list[float]) -> tuple[list[float], list[float]]:
+        """Every rank's values merged (one collective); identity on one process."""
+        if not self.distributed:
+            return loss, acc
+        return D.gather_points(loss, acc)
+
+    def finish(self, save_to: Callable[[Path], None]) -> None:
+        """Rank 0 writes the merged file; rank files are dropped once it exists."""
+        if self.resume is None or not self.distributed:
+            return
+        if self.rank == 0:
+            save_to(self.resume)
+        D.barrier()
+        mine = self.path
+        if mine is not None and mine.exists():
+            mine.unlink()
