@@ -39,9 +39,10 @@ class FourierKArAt(nn.Module):
 
     Initialisation: ``b[h, g] = 0.25 * (-1)^(g+1) * 2/g`` (the truncated Fourier series of the
     sawtooth, i.e. ``phi_h(s) ~ 0.25 s`` on (-pi, pi)) and ``a = 0``, plus ``U(-0.01, 0.01)``
-    noise from the model's generator. The start is a monotone increasing function of the score on
-    the usual score range (larger scores get larger weights, as with softmax) with weights of order
-    0.1, small enough that the residual stream dominates early training.
+    noise from the model's generator. The start is a monotone increasing function of the score
+    on (-2.3, 2.3) for G = 3 ((-pi/2, pi/2) for G = 1; larger scores get larger weights, as with
+    softmax), bounded by |phi_h| < 0.75 (G = 3; < 0.85 for G <= 8), small enough that the residual
+    stream dominates early training.
     """
 
     def __init__(self, heads: int, grid: int = 3, *, generator: torch.Generator | None = None):
