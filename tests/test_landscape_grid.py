@@ -184,10 +184,13 @@ def test_grid_axis_exact_centre():
         assert ax[n // 2] == 0.0 and np.array_equal(ax, -ax[::-1]) and ax[-1] == 0.7
 
 
-def test_auto_engine_trials_both_and_matches_naive(small):
+def test_auto_engine_trials_both_and_matches_naive(small, monkeypatch):
     X, y = small
     X, y = X[:60], y[:60]
     m = zoo.build("mlp", sizes=(64, 12, 10), seed=3)
+    res = landscape(m, (X, y), steps=9, chunk=5, progress=False)
+    assert set(res.meta["engine_ms_per_point"]) == {"loop"}  # short grid: no vmap set-up
+    monkeypatch.setattr("analyses.landscape.evaluate.TRIAL_MIN_MS", 0.0)
     with assert_untouched(m):
         res = landscape(m, (X, y), steps=9, chunk=5, progress=False)  # 81 >= 8 * 5 points
     assert set(res.meta["engine_ms_per_point"]) == {"loop", "vmap"}
@@ -195,3 +198,13 @@ def test_auto_engine_trials_both_and_matches_naive(small):
     dirs = random_directions(m, 2, seed=0)
     L, _ = naive_grid(m, X, y, dirs, [np.asarray(a) for a in res.axes])
     assert np.allclose(res.loss, L, atol=2e-6, rtol=1e-6)
+
+
+def test_test_split_centre(digits):
+    m = zoo.build("mlp", sizes=(64, 16, 10), seed=0)
+    with assert_untouched(m):
+        res = landscape(m, digits, dims=1, steps=3, split="test", progress=False)
+    with torch.no_grad():
+        own = float(F.cross_entropy(m(digits.x_test), digits.y_test))
+    assert abs(res.center_loss - own) < 1e-6 and res.meta["split"] == "test"
+    assert res.meta["n_samples"] == len(digits.x_test)

@@ -5,8 +5,8 @@ never edited. Two engines give the same numbers:
 
 * ``"loop"``: one functional forward per point (the fastest on one compute-bound CPU thread);
 * ``"vmap"``: ``chunk`` points per vectorised forward (wins when per-op overhead dominates: small
-  data subsets, contended threads, GPUs). ``"auto"`` times both, alternating, on the first
-  chunks and keeps the faster one for the rest (every timed point is a real grid point).
+  data subsets, contended threads, GPUs) on long grids. ``"auto"`` loops unless the grid is long
+  enough to pay for vmap's set-up, then times both and keeps vmap only when clearly faster.
 
 **First-layer linearity** (exact): when the model's first operation on its input is one
 ``nn.Linear`` whose input ``u`` does not depend on any parameter, its output at
@@ -42,6 +42,7 @@ from inspect_kit.params import Params, flatten, named_buffers, unflatten
 from .stack import StackPlan, stack_plan
 
 METHODS = ("auto", "loop", "vmap")
+TRIAL_MIN_MS = 20_000.0  # auto tries vmap only when the loop would take longer than this
 _TRICK_BYTES = 256 * 2**20  # memory cap for the precomputed first-layer products
 
 
@@ -293,9 +294,11 @@ def run_points(
 ) -> tuple[list[float], list[float], dict[str, Any]]:
     """Evaluate every row of ``coefs`` in chunks; ``on_chunk(index_list, loss, acc)`` after each.
 
-    ``method="auto"`` alternates loop and vmap on the first four chunks (grids of at least
-    ``8 * chunk`` points; smaller ones just loop) and keeps vmap for the rest only if both its
-    timings beat the best loop timing by 20% (CPU time on one thread, wall clock otherwise).
+    ``method="auto"`` times the loop on the first chunk. If the whole grid would take longer than
+    ``TRIAL_MIN_MS`` that way (vmap's one-time set-up costs seconds), it alternates vmap, loop,
+    vmap on the next chunks (after an untimed vmap warm-up) and keeps vmap for the rest only if
+    both its timings beat the best loop timing by 20% (CPU time on one thread, wall clock
+    otherwise); otherwise, and for grids under ``8 * chunk`` points, it loops.
     Returns ``(loss, acc, timing)`` with ms per point of each engine tried.
     """
     if method not in METHODS:
@@ -311,17 +314,25 @@ def run_points(
     if chosen is None:
         # alternate loop, vmap, loop, vmap on the first chunks (min of two timings each, so one
         # noisy chunk on a shared machine does not decide); too few points: just loop
-        trials = ["loop", "vmap", "loop", "vmap"] if n >= 8 * chunk else []
+        trials = ["loop"] if n >= 8 * chunk else []
         if not trials:
             chosen = "loop"
     # one thread: process CPU time (robust to other processes); more threads: wall clock
     clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
     trial_ms: dict[str, list[float]] = {"loop": [], "vmap": []}
+    warmed = False
     start = 0
     t_all = time.perf_counter()
     while start < n:
         idx = list(range(start, min(n, start + chunk)))
         m = chosen if chosen is not None else trials.pop(0)
+        if m == "vmap" and not warmed:
+            warmed = True
+            try:  # the first vmap call in a process pays a one-time set-up: keep it untimed
+                ev.evaluate(coefs[idx[:2]], "vmap")
+            except Exception:
+                chosen = m = "loop"
+                trials = []
         t0 = clock()
         try:
             lo, ac = ev.evaluate(coefs[idx], m)
@@ -336,6 +347,11 @@ def run_points(
         ms = timing["ms_per_point"]
         ms[m] = min(ms.get(m, dt), dt)
         trial_ms[m].append(dt)
+        if chosen is None and len(trial_ms["loop"]) == 1 and not trial_ms["vmap"]:
+            # vmap's set-up costs seconds: try it only when the loop would take long
+            trials = ["vmap", "loop", "vmap"] if dt * n > TRIAL_MIN_MS else []
+            if not trials:
+                chosen = "loop"
         if chosen is None and not trials:
             # vmap must win clearly in both of its trials: the loop is never slower than the
             # naive loop, so a noisy tie goes to the loop
