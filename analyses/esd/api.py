@@ -37,7 +37,7 @@ from .result import ROW_KEYS, ESDResult, summarise
 
 MODES = ("fast", "compat")
 BACKENDS = ("native", "weightwatcher")
-FAST_REL_FLOOR = 1e-5
+FAST_REL_FLOOR = 1e-12
 
 
 @contextlib.contextmanager
@@ -102,8 +102,8 @@ def analyse_matrix(lm: LayerMatrix, *, mode: str = "fast", min_evals: int = 8,
         row["skip_reason"] = "all-zero tensor: empty spectrum"
         return row, None
     row["partial"] = lm.partial
-    # fast mode: float32 Gram eigenvalues carry noise up to ~3e-6 lambda_max (measured on
-    # rank-deficient matrices), so eigenvalues under 1e-5 lambda_max are not fitted there
+    # fast mode: Gram eigenvalues of a rank-deficient matrix carry noise ~ eps * lambda_max
+    # instead of ~0, so eigenvalues under 1e-12 lambda_max are not fitted there
     thresh = PL.EVALS_THRESH if mode == "compat" else max(PL.EVALS_THRESH,
                                                           FAST_REL_FLOOR * float(ev.max()))
     fit = PL.fit_power_law(ev, exact=(mode == "compat"), thresh=thresh)
@@ -196,16 +196,17 @@ def esd(
 ) -> ESDResult:
     """ESD metrics for every >= 2-D parameter of a model, a state dict or a checkpoint file.
 
-    ``mode="fast"``: float32 Gram eigenvalues; ``mode="compat"``: WeightWatcher 0.7.7's float64
-    SVD, conv2d scaling and fit arithmetic (alpha to ~1e-14). ``backend="weightwatcher"`` runs
-    WeightWatcher itself on the same weights and returns its rows, with ``comparison`` holding a
-    side-by-side table against this kit's compat mode. ``min_evals``/``max_evals``: rows with
-    fewer eigenvalues are skipped (with a reason); a matrix whose smaller side exceeds
-    ``max_evals`` gets its top ``partial_k`` eigenvalues only. ``mp_fit``: MP bulk fit
-    (``mp_softrank``, ``num_spikes``); ``randomize``: ESD of the element-shuffled matrix
-    (``rand_*`` columns, seeded); ``detx``: SETOL detX/ERG columns; ``n_boot``/``level``:
-    fixed-xmin bootstrap CI of alpha; ``conv``: ``"pooled"`` per-tap slices (default),
-    ``"flat"`` ``(out, in*k)`` or ``"both"``. The model is never modified.
+    ``mode="fast"``: float64 Gram eigenvalues (BLAS syrk + LAPACK syevr).
+    ``mode="compat"``: WeightWatcher 0.7.7's float64 SVD, conv2d scaling and fit arithmetic
+    (alpha to ~1e-14). ``backend="weightwatcher"`` runs WeightWatcher itself on the same
+    weights and returns its rows, with ``comparison`` holding a side-by-side table against this
+    kit's compat mode. ``min_evals``/``max_evals``: rows with fewer eigenvalues are skipped
+    (with a reason); a matrix whose smaller side exceeds ``max_evals`` gets its top
+    ``partial_k`` eigenvalues only. ``mp_fit``: MP bulk fit (``mp_softrank``, ``num_spikes``);
+    ``randomize``: ESD of the element-shuffled matrix (``rand_*`` columns, seeded); ``detx``:
+    SETOL detX/ERG columns; ``n_boot``/``level``: fixed-xmin bootstrap CI of alpha; ``conv``:
+    ``"pooled"`` per-tap slices (default), ``"flat"`` ``(out, in*k)`` or ``"both"``;
+    ``threads``: pin torch/BLAS threads. The model is never modified.
     """
     if mode not in MODES:
         raise OptionError(f"mode must be one of {MODES}, got {mode!r}")
