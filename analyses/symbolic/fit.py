@@ -135,13 +135,23 @@ def _starts(prim, t, s, n_grid, box, expand, top_k):
     cand = torch.zeros((E, 0, 2), dtype=DT)
     todo = torch.ones(E, dtype=torch.bool)
     lin = torch.linspace(-1, 1, n_grid, dtype=DT)
+    # f(-u) = +-f(u) (up to an affine map absorbed by c, d): the half plane A >= 0 suffices
+    halfplane = prim.symmetry in ("odd", "even", "sin", "tan", "acos", "sigmoid")
+    lin_a = lin[n_grid // 2:] if halfplane else lin
+    periodic = prim.symmetry == "sin"  # phase B in [-box, box] covers (-pi, pi] already
+    ring = torch.linspace(0.5, 1, n_grid, dtype=DT)
     sign = torch.tensor([-1.0, 1.0], dtype=DT)
-    for _ in range(expand + 1):
+    for rnd in range(expand + 1):
         idx = todo.nonzero().flatten()
         if len(idx) == 0:
             break
         n = len(idx)
-        As = sign.expand(n, 2) if fixed == "a" else half[idx, :1] * lin
+        if fixed == "a":
+            As = sign.expand(n, 2)
+        elif periodic and rnd > 0:  # new ring [h/2, h] at the first round's resolution or finer
+            As = half[idx, :1] * ring
+        else:
+            As = half[idx, :1] * lin_a
         Bs = torch.zeros(n, 1, dtype=DT) if fixed == "b" else half[idx, 1:] * lin
         r2 = _grid_r2(prim, t[idx], s[idx], As, Bs)
         pooled = F.max_pool2d(r2[:, None], 3, stride=1, padding=1)[:, 0]
@@ -157,8 +167,10 @@ def _starts(prim, t, s, n_grid, box, expand, top_k):
         vals, cand = torch.cat([vals, full_v], 1), torch.cat([cand, full_c], 1)
         best = r2.flatten(1).argmax(1)
         ba, bb = best // nb, best % nb
-        hit_a = ((ba == 0) | (ba == As.shape[1] - 1)) & (fixed != "a")
-        hit_b = ((bb == 0) | (bb == nb - 1)) & (fixed != "b")
+        hit_a = (((ba == 0) & (not halfplane)) | (ba == As.shape[1] - 1)) & (fixed != "a")
+        hit_b = ((bb == 0) | (bb == nb - 1)) & (fixed != "b") & (not periodic)
+        if periodic:  # a high frequency need not touch the boundary: widen while the fit is poor
+            hit_a = hit_a | (r2.flatten(1).amax(1) < 0.9)
         todo = torch.zeros(E, dtype=torch.bool)
         todo[idx[hit_a | hit_b]] = True
         half[idx[hit_a], 0] *= 2
@@ -216,9 +228,33 @@ def _lm(prim, th, t, s, w, max_iter: int):
     return A[:, 0], B[:, 0], C[:, 0], D[:, 0], sse
 
 
+def _fit_step(t, s, w):
+    """``sign``: the best two-level step, scanning every gap between sorted points (exact)."""
+    E, P = t.shape
+    ts, order = torch.sort(t, dim=1)
+    ss, ws = s.gather(1, order), w.gather(1, order)
+    cw, cws, cwss = ws.cumsum(1), (ws * ss).cumsum(1), (ws * ss * ss).cumsum(1)
+    W, S1, S2 = cw[:, -1:], cws[:, -1:], cwss[:, -1:]
+    lw, l1, l2 = cw[:, :-1], cws[:, :-1], cwss[:, :-1]
+    rw, r1, r2 = W - lw, S1 - l1, S2 - l2
+    sse = (l2 - l1**2 / lw.clamp_min(1e-300)) + (r2 - r1**2 / rw.clamp_min(1e-300))
+    gap = ts[:, 1:] > ts[:, :-1]
+    sse = torch.where(gap, sse, torch.full_like(sse, float("inf")))
+    k = sse.argmin(1, keepdim=True)
+    m1 = l1.gather(1, k) / lw.gather(1, k)
+    m2 = r1.gather(1, k) / rw.gather(1, k)
+    cut = (ts.gather(1, k) + ts.gather(1, k + 1)) / 2
+    A, B = torch.ones(E, dtype=DT), -cut[:, 0]
+    C, D = (m2 - m1)[:, 0] / 2, (m2 + m1)[:, 0] / 2
+    r = s - C[:, None] * torch.sign(A[:, None] * t + B[:, None]) - D[:, None]
+    return A, B, C, D, (w * r * r).sum(-1)
+
+
 def _fit_one(prim, t, s, w, sub, n_grid, box, expand, top_k, max_iter):
     """Best (A, B, C, D, SSE) per edge for one primitive (standardised coordinates)."""
     E = t.shape[0]
+    if prim.expr == "sign(x)":
+        return _fit_step(t, s, w)
     if prim.symmetry == "linear":
         one, zero = torch.ones(E, 1, dtype=DT), torch.zeros(E, 1, dtype=DT)
         sse, _, _, C, D, _, _, _ = _sse(prim, one, zero, t, s, w, t.amin(-1), t.amax(-1))

@@ -8,7 +8,9 @@
 * :func:`snap`: greedy, one constant at a time, try the simplest nearby ``p/q * K`` with
   ``K in {1, pi, sqrt2, e, sqrt(pi), 1/sqrt(pi)}``, ``q <= 10``, ``|p| <= 20`` (and 0); keep a snap
   only when the formula-vs-data MSE after refitting the other constants stays below
-  ``1.2 * max(MSE before, MSE of the network itself) + 1e-14 var(y)`` ("does not hurt the fit").
+  ``MSE_data(before) + 0.2 * min(MSE(before vs network), MSE(network vs data)) + 1e-14 var(y)``
+  ("does not hurt the fit": a snap may move the formula towards the data freely, away from it
+  only by a fraction of the network's own error).
 * :func:`simplify_with_timeout`: ``sympy.simplify`` in a forked process, killed after a limit.
 * :func:`singularities`, :func:`to_callable`, :func:`to_torch`: exports that raise
   :class:`~inspect_kit.errors.NonFiniteError` naming the violated condition (division by zero,
@@ -145,31 +147,30 @@ def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor,
     X = torch.as_tensor(X, dtype=torch.float64)
     cols = [X[:, i] for i in range(X.shape[1])]
     y = torch.as_tensor(target, dtype=torch.float64).reshape(-1)
-    theta = torch.tensor([float(c) for c in consts], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([theta], lr=1, max_iter=steps, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-14, tolerance_change=1e-16, history_size=20)
+    from scipy.optimize import minimize  # torch.optim would import torch._dynamo (slow)
 
-    def loss_fn() -> torch.Tensor:
-        return ((fn(*cols, *theta.unbind()) - y) ** 2).mean()
+    def loss_grad(th: np.ndarray) -> tuple[float, np.ndarray]:
+        t = torch.tensor(th, dtype=torch.float64, requires_grad=True)
+        with np.errstate(all="ignore"):
+            loss = ((fn(*cols, *t.unbind()) - y) ** 2).mean()
+        if not torch.isfinite(loss):
+            return 1e300, np.zeros_like(th)
+        (g,) = torch.autograd.grad(loss, t)
+        g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+        return float(loss.detach()), g.numpy()
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = loss_fn()
-        if torch.isfinite(loss):
-            loss.backward()
-        return loss
-
-    with torch.no_grad():
-        before = float(loss_fn())
+    th0 = np.array([float(c) for c in consts])
+    before = loss_grad(th0)[0]
     try:
-        opt.step(closure)
-    except RuntimeError:
+        opt = minimize(loss_grad, th0, jac=True, method="L-BFGS-B",
+                       options={"maxiter": steps, "ftol": 1e-16, "gtol": 1e-14})
+    except (RuntimeError, ValueError, FloatingPointError):
         return expr
-    with torch.no_grad():
-        after = float(loss_fn())
-    if not (math.isfinite(after) and after < before) or not torch.isfinite(theta).all():
+    theta = opt.x
+    after = loss_grad(theta)[0]
+    if not (math.isfinite(after) and after < before) or not np.isfinite(theta).all():
         return expr
-    return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(ps, theta.detach())})
+    return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(ps, theta)})
 
 
 def candidates(v: float, *, max_q: int = 10, max_p: int = 20, rel: float = 1e-2) -> list[Any]:
@@ -199,9 +200,9 @@ def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
     yd = torch.as_tensor(y_data, dtype=torch.float64).reshape(-1)
     yn = torch.as_tensor(y_net, dtype=torch.float64).reshape(-1)
 
-    def mse(e: Any) -> float:
+    def mse(e: Any, y: torch.Tensor = yd) -> float:
         with np.errstate(all="ignore"):
-            v = float(((evaluate(e, syms, X) - yd) ** 2).mean())
+            v = float(((evaluate(e, syms, X) - y) ** 2).mean())
         return v if math.isfinite(v) else math.inf
 
     floor = float(((yn - yd) ** 2).mean())
@@ -214,7 +215,7 @@ def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
             break
         f = todo[0]
         done.add(float(f))
-        limit = 1.2 * max(cur_mse, floor) + tiny
+        limit = cur_mse + 0.2 * min(mse(cur, yn), floor) + tiny
         for cand in candidates(float(f))[:max_tries]:
             trial = cur.xreplace({f: cand})
             m = mse(trial)

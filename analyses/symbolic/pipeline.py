@@ -106,8 +106,9 @@ def symbolic(
     n_points: int = 201,
     max_samples: int | None = 2000,
     snap: bool = True,
-    refit_steps: int = 100,
-    simplify_seconds: float = 10.0,
+    snap_min_r2: float = 0.999,
+    refit_steps: int = 60,
+    simplify_seconds: float = 5.0,
     rule: str = "tolerance",
 ) -> SymbolicResult:
     """The symbolic formula of a KAN ``model`` on ``data`` (training split by default).
@@ -117,7 +118,8 @@ def symbolic(
         prune: attribution threshold; edges scoring below it become constants (never others).
         truth: ground-truth expression in ``x1..xn`` for the exact-recovery check.
         seed: subsampling seed (and the exact-check points).
-        snap: snap constants to simple values when it does not hurt the fit.
+        snap: snap constants to simple values when it does not hurt the fit (only for outputs
+            whose refitted formula already has R^2 >= ``snap_min_r2`` against the data).
     """
     from inspect_kit.kan import adapter_for
     from inspect_kit.kan.sampling import data_tensors, sample_edges
@@ -178,16 +180,21 @@ def symbolic(
             y_net = adapter.forward_from_edges(adapter.prepare_input(X)).double()
         y_dat = Y.double().reshape(len(Y), -1) if Y.is_floating_point() else None
         raw = [str(o) for o in outs]
-        fitted = [fm.refit(o, syms, Xd, y_net[:, k], steps=refit_steps) for k, o in enumerate(outs)]
+        sub = torch.linspace(0, len(Xd) - 1, min(len(Xd), 512)).round().long().unique()
+        Xs, y_net_s = Xd[sub], y_net[sub]
+        fitted = [fm.refit(o, syms, Xs, y_net_s[:, k], steps=refit_steps) for k, o in enumerate(outs)]
         timings["compose_refit"] = time.perf_counter() - t
         pbar.update(1)
 
         t = time.perf_counter()
-        final = []
+        final, snapped = [], []
         for k, e in enumerate(fitted):
-            if snap and y_dat is not None and y_dat.shape[1] == len(fitted):
-                e = fm.snap(e, syms, Xd, y_dat[:, k], y_net[:, k])
-            e = fm.refit(e, syms, Xd, y_net[:, k], steps=refit_steps)
+            ok_data = y_dat is not None and y_dat.shape[1] == len(fitted)
+            if (snap and ok_data and fm.r2_score(fm.evaluate(e, syms, Xs), y_dat[sub, k])
+                    >= snap_min_r2):  # snapping a formula that misses the data is pointless
+                e = fm.snap(e, syms, Xs, y_dat[sub, k], y_net_s[:, k])
+                snapped.append(k)
+            e = fm.refit(e, syms, Xs, y_net_s[:, k], steps=refit_steps)
             s, ok = fm.simplify_with_timeout(e, simplify_seconds)
             if ok and fm.op_count(s) <= fm.op_count(e):
                 with np.errstate(all="ignore"):
@@ -217,7 +224,7 @@ def symbolic(
     details = {
         "latex": [fm.to_latex(e) for e in final], "n_ops": sum(fm.op_count(e) for e in final),
         "formula_raw": raw, "singularities": [d for e in final for d, _ in fm.singularities(e)],
-        "exact_check": detail, "timings": timings, "library": to_spec(lib),
+        "exact_check": detail, "timings": timings, "snapped_outputs": snapped, "library": to_spec(lib),
         "n_inputs": adapter.widths[0], "family": adapter.family, "widths": list(adapter.widths),
         "prune": prune, "n_samples": int(len(X)), "curves": curves, "seed": seed,
         "note": ("model not modified: pruning applies to the formula (edges below the attribution "

@@ -8,10 +8,10 @@ limits (``FitTable.degenerate``: ``std f / rms f < 1e-3``, e.g. ``cosh(0.002 x)`
 * **Pareto front**: the eligible fits not dominated in (complexity, err): walking up in
   complexity, a fit joins when its error is strictly below every simpler member's.
 * **Pick** (``rule="tolerance"``, the default): the simplest front member whose error is within a
-  factor ``tol`` (default 10) of the best error, ``err <= tol * err_best + 1e-12``; ties by lower
-  error, then library order (deterministic). An order of magnitude is the resolution of the
-  held-out error at the spline's approximation floor, so a simpler primitive wins only when the
-  data cannot tell it apart from a more complex one.
+  factor ``tol`` (default 3) of the best error, ``err <= tol * err_best + 1e-12``; ties by lower
+  error, then library order (deterministic). At a noise (or spline-approximation) floor the right
+  primitive's error sits at the floor and a wrong one's adds its bias, so a simpler primitive
+  wins only when the data cannot tell it apart from a more complex one.
 * ``rule="bic"``: minimum ``n log(err) + cx log(n)`` with ``n`` held-out points (Schwarz 1978).
 
 Zeroing is NOT a selection outcome: an edge becomes the constant ``0``-function (its mean value,
@@ -43,7 +43,7 @@ def pareto_front(cx: np.ndarray, err: np.ndarray, eligible: np.ndarray) -> list[
 
 
 def pick(cx: np.ndarray, err: np.ndarray, front: list[int], *, rule: str = "tolerance",
-         tol: float = 10.0, n: int = 100) -> int | None:
+         tol: float = 3.0, n: int = 100) -> int | None:
     """The chosen column of one edge (see the module docstring), None when nothing is eligible."""
     if not front:
         return None
@@ -64,7 +64,7 @@ def choose(
     prune: float = 0.01,
     zero_value: np.ndarray | None = None,
     rule: str = "tolerance",
-    tol: float = 10.0,
+    tol: float = 3.0,
     n_val: int = 100,
 ) -> list[dict[str, Any]]:
     """Per edge: the chosen primitive, its parameters and fit quality, and the Pareto front.

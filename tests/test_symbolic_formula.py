@@ -1,0 +1,176 @@
+"""Composition on a hand-built KAN with exactly known edges, snapping, safe export, CLI keys."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import sympy
+import torch
+from torch import nn
+
+from analyses.symbolic import formula as fm
+from analyses.symbolic.pipeline import SymbolicResult, symbolic
+from inspect_kit.errors import NonFiniteError
+from inspect_kit.kan.protocol import KANAdapter, sym_affine
+from inspect_kit.testing import assert_untouched
+
+PI = math.pi
+
+
+class _Holder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+
+
+class ExactKAN(KANAdapter):
+    """[2, 2, 1] with one sum node and one mult node of arity 3 in layer 0 (pykan layout:
+    sub-nodes 0 | 1 2 3), edges that are exact closed forms, masks and a bias.
+
+    out = exp(sin(pi x1) + x2^2) + 0.5 * x1 * exp(x2) * (x2 + 2)^2 + 0.25
+    """
+
+    family = "exact"
+
+    def __init__(self):
+        super().__init__(_Holder(), [2, 2, 1])
+        self.masks = [torch.tensor([[1.0, 1], [1, 0], [0, 1], [0, 1]], dtype=torch.float64),
+                      torch.tensor([[1.0, 1]], dtype=torch.float64)]
+
+    def edge_shape(self, l):
+        return (4, 2) if l == 0 else (1, 2)
+
+    def subnode_owner(self, l):
+        return [0, 1, 1, 1] if l == 0 else [0]
+
+    def edge_values(self, l, x):
+        x1, x2 = x[:, 0], x[:, 1]
+        z = torch.zeros_like(x1)
+        if l == 0:
+            cols = [[torch.sin(PI * x1), x2**2], [x1, z], [z, torch.exp(x2)], [z, (x2 + 2) ** 2]]
+        else:
+            cols = [[torch.exp(x1), 0.5 * x2]]
+        return torch.stack([torch.stack(r, -1) for r in cols], 1) * self.masks[l]
+
+    def node_map(self, l, sub):
+        if l == 0:
+            return torch.stack([sub[:, 0], sub[:, 1] * sub[:, 2] * sub[:, 3]], 1)
+        return sub + 0.25
+
+    def node_map_sympy(self, l, subs):
+        if l == 0:
+            return [subs[0], subs[1] * subs[2] * subs[3]]
+        return [sym_affine(subs[0], 1.0, 0.25)]
+
+    def mask(self, l):
+        return self.masks[l]
+
+    def grid_range(self, l):
+        return torch.full((self.edge_shape(l)[1], 2), math.inf) * torch.tensor([-1.0, 1.0])
+
+    def layer_inputs(self, x):
+        h = self.prepare_input(x)
+        out = []
+        for l in range(self.n_layers):
+            out.append(h)
+            h = self.node_map(l, self.edge_values(l, h).sum(-1))
+        return out
+
+
+TRUTH = "exp(sin(pi*x1) + x2**2) + x1*exp(x2)*(x2 + 2)**2/2 + 1/4"
+
+
+def test_composed_formula_equals_hand_built_network():
+    adapter = ExactKAN()
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(600, 2, generator=g, dtype=torch.float64) * 2 - 1
+    Y = adapter.forward_from_edges(X)
+    lib = ["x", "x^2", "exp", "sin", "tanh", "1/x"]
+    with assert_untouched(adapter.model):
+        res = symbolic(adapter, (X, Y), library=lib, truth=TRUTH, progress=False)
+    funcs = {(e["layer"], e["out"], e["in"]): e["function"] for e in res.edges if not e["masked"]}
+    assert funcs == {(0, 0, 0): "sin", (0, 0, 1): "x^2", (0, 1, 0): "x", (0, 2, 1): "exp",
+                     (0, 3, 1): "x^2", (1, 0, 0): "exp", (1, 0, 1): "x"}
+    assert res.exact is True
+    assert res.details["exact_check"]["symbolic_zero"] in (True, None)
+    assert res.formula_r2_model > 1 - 1e-12 and res.formula_r2_data > 1 - 1e-12
+    # independent check: the final formula vs the closed form on fresh points
+    expr = res.sympy()[0]
+    syms = fm.input_symbols(2)
+    Z = torch.rand(50, 2, generator=g, dtype=torch.float64) * 2 - 1
+    x1, x2 = Z[:, 0], Z[:, 1]
+    ref = torch.exp(torch.sin(PI * x1) + x2**2) + 0.5 * x1 * torch.exp(x2) * (x2 + 2) ** 2 + 0.25
+    torch.testing.assert_close(fm.evaluate(expr, syms, Z), ref, rtol=1e-10, atol=1e-10)
+    again = SymbolicResult.from_dict(json.loads(json.dumps(res.to_dict())))
+    assert again.formula == res.formula and again.exact is True
+
+
+def test_snapping_only_when_it_does_not_hurt():
+    syms = fm.input_symbols(1)
+    x = syms[0]
+    X = torch.linspace(-1, 1, 200, dtype=torch.float64)[:, None]
+    y_true = torch.sin(PI * X[:, 0]) + 1 / 3
+    near = sympy.Float(1.0000003) * sympy.sin(sympy.Float(3.1415929) * x) + sympy.Float(0.33333)
+    out = fm.snap(near, syms, X, y_true, y_true)
+    assert sympy.simplify(out - (sympy.sin(sympy.pi * x) + sympy.Rational(1, 3))) == 0
+    # 0.335 is within 1% of 1/3 (a candidate) but the data say it is not 1/3: no snap
+    y2 = torch.sin(PI * X[:, 0]) + 0.335
+    assert sympy.Rational(1, 3) in fm.candidates(0.335)
+    kept = fm.snap(sympy.sin(sympy.pi * x) + sympy.Float(0.335), syms, X, y2, y2)
+    assert any(abs(float(f) - 0.335) < 1e-9 for f in kept.atoms(sympy.Float))
+
+
+def test_safe_export_never_divides_by_zero_silently():
+    x1, x2 = fm.input_symbols(2)
+    expr = 1 / (x1 - sympy.Rational(1, 2)) + sympy.sqrt(x2 + 1) + sympy.log(x2 + 2)
+    f = fm.to_callable(expr, [x1, x2])
+    ok = np.array([[0.0, 0.0], [1.0, 3.0]])
+    np.testing.assert_allclose(f(ok), 1 / (ok[:, 0] - 0.5) + np.sqrt(ok[:, 1] + 1)
+                               + np.log(ok[:, 1] + 2), rtol=1e-12)
+    with pytest.raises(NonFiniteError, match="division by zero"):
+        f(np.array([[0.5, 0.0]]))
+    with pytest.raises(NonFiniteError, match="root of a negative"):
+        f(np.array([[0.0, -1.5]]))
+    mod = fm.to_torch(expr, [x1, x2])
+    assert torch.allclose(mod(torch.tensor(ok)).squeeze(1), torch.tensor(f(ok)))
+    with pytest.raises(NonFiniteError):
+        mod(torch.tensor([[0.5, 0.0]]))
+    descs = [d for d, _ in fm.singularities(expr)]
+    assert any("division" in d for d in descs) and any("log" in d for d in descs)
+    assert fm.to_latex(expr).count("frac") >= 1 and fm.op_count(expr) > 3
+
+
+def test_simplify_timeout_returns_input():
+    x = fm.input_symbols(1)[0]
+    e = sympy.sin(x) ** 2 + sympy.cos(x) ** 2
+    s, ok = fm.simplify_with_timeout(e, 20)
+    assert ok and s == 1
+    s2, ok2 = fm.simplify_with_timeout(e, 0.0)
+    assert s2 == e and ok2 is False
+
+
+def test_cli_json_keys(tmp_path):
+    from inspect_kit.checkpoints import save_checkpoint
+    from inspect_kit.cli import main
+    from inspect_kit.zoo import build
+
+    model = build("kan", width=[2, 2, 1], grid=3, k=3, seed=0)
+    ckpt = tmp_path / "kan.pt"
+    save_checkpoint(model, ckpt)
+    out, png = tmp_path / "sym.json", tmp_path / "fits.png"
+    args = ["symbolic", str(ckpt), "--data", "formula:exp_sin", "--library", "x,x^2,sin,exp",
+            "--prune", "0.05", "--json", str(out), "--plot", str(png)]
+    assert main(args) == 0
+    d = json.loads(out.read_text())
+    assert set(d) == {"edges", "formula", "formula_r2_model", "formula_r2_data", "seconds",
+                      "details"}
+    for e in d["edges"]:
+        assert {"layer", "out", "in", "function", "params", "r2", "complexity", "attribution",
+                "pareto"} <= set(e)
+        assert set(e["params"]) == {"a", "b", "c", "d"}
+    assert png.stat().st_size > 0
+    assert main(args + ["--truth", "exp(sin(pi*x1) + x2**2)"]) == 0
+    assert "exact" in json.loads(out.read_text())
