@@ -75,7 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from . import distributed
+
+    dist_state = None
     try:
+        dist_state = distributed.cli_enter()  # torchrun: join the process group (None: 1 process)
         return int(args._run(args) or 0)
     except InspectKitError as exc:
         print(f"inspect-kit {args.command}: error: {exc}", file=sys.stderr)
@@ -93,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "(set INSPECT_KIT_DEBUG=1 to see the traceback, and please report it)",
               file=sys.stderr)
         return 1
+    finally:
+        distributed.cli_exit(dist_state)
 
 
 def entry() -> None:  # pragma: no cover - console script wrapper

@@ -26,10 +26,10 @@ from inspect_kit.data import Batches, LossFn
 from inspect_kit.errors import OptionError
 
 from .blocks import block_spectra, group_parameters
+from .distributed import make_operator
 from .hutchinson import hutchinson_trace
 from .hutchpp import hutchpp_trace
 from .lanczos import WHICH, _select, lanczos_eigs
-from .operator import HessianOperator
 from .result import HessianResult
 from .slq import broaden, log_view, slq_density
 
@@ -105,8 +105,9 @@ def hessian(
                       density_width_fraction=density_width_fraction,
                       density_threshold=density_threshold, blocks=blocks, include=include,
                       mode=mode, batch_size=batch_size, seed=seed)
-    op = HessianOperator(model, data, loss=loss, include=include, mode=mode, dtype=dtype,
-                         batch_size=batch_size, vectorize=vectorize)
+    # one process: a HessianOperator; under torchrun: data-parallel (see .distributed)
+    op = make_operator(model, data, loss=loss, include=include, mode=mode, dtype=dtype,
+                       batch_size=batch_size, vectorize=vectorize)
     eig_vals, eig_res, eig_conv, vectors, steps = np.zeros(0), np.zeros(0), [], None, 0
     if top_k > 0:
         eig = lanczos_eigs(op, int(top_k), which=which, tol=tol, max_steps=max_steps, seed=seed,

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from inspect_kit.data import Batches
+from inspect_kit.distributed import is_distributed
 from inspect_kit.errors import ArchitectureMismatchError, OptionError
 from inspect_kit.evaluate import evaluate, evaluate_many
 from inspect_kit.params import same_structure
@@ -81,9 +82,16 @@ def lerp(state_a: State, state_b: State, t: float) -> dict[str, torch.Tensor]:
 
 
 def evaluate_points(model: nn.Module, stacked: Mapping[str, torch.Tensor], data: Any, *,
-                    loss: Any = None, chunk_size: int | None = 8
+                    loss: Any = None, chunk_size: int | None = 8, shard: bool = True
                     ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Loss and error (1 - accuracy, None for regression) at every stacked point."""
+    """Loss and error (1 - accuracy, None for regression) at every stacked point.
+
+    ``shard``: under ``torchrun`` split the points over the ranks (see :mod:`.sharded`).
+    """
+    if shard and is_distributed():
+        from .sharded import evaluate_points_sharded
+
+        return evaluate_points_sharded(model, stacked, data, loss=loss, chunk_size=chunk_size)
     try:
         lo, acc = evaluate_many(model, stacked, data, loss=loss, chunk_size=chunk_size)
         return lo.numpy(), (None if acc is None else 1.0 - acc.numpy())

@@ -71,9 +71,15 @@ def data_from_args(args: argparse.Namespace) -> Any:
 
 def write_outputs(args: argparse.Namespace, result: Any,
                   plot: Callable[[Any], Any] | None = None) -> None:
-    """Write ``result.to_dict()`` to ``--json`` and ``plot(result)`` to ``--plot`` (atomically)."""
+    """Write ``result.to_dict()`` to ``--json`` and ``plot(result)`` to ``--plot`` (atomically).
+
+    Under ``torchrun`` only rank 0 writes (every rank holds the same result).
+    """
+    from ..distributed import is_main
     from ..io import save_figure, write_json
 
+    if not is_main():
+        return
     if getattr(args, "json", None):
         write_json(args.json, result.to_dict())
     if getattr(args, "plot", None):
