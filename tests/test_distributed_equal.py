@@ -19,12 +19,15 @@ import pytest
 import torch
 
 from inspect_kit import distributed as D
+from inspect_kit.checkpoints import save_checkpoint
+from inspect_kit.cli import main
 from inspect_kit.data import load_data
 from inspect_kit.testing import assert_untouched
 from inspect_kit.zoo import build
 from inspect_kit.zoo.train import fit
 
 SIZES = (64, 32, 32, 10)
+SENTINEL = 7.0
 HKW = dict(top_k=2, trace=True, trace_budget=20, density=True, density_probes=2,
            density_steps=20, dtype=torch.float64, seed=3, progress=False)
 DENSE = "layers.4.*"  # the dense check on the last layer's 330 parameters (fast)
@@ -112,6 +115,17 @@ def _worker(local_rank: int, port: int, tmp: str, sa: dict, sb: dict) -> None:
         op.matvec(torch.ones(5, op.n, dtype=torch.float64))
         out["block_all_reduces"] = D.CALLS["all_reduce"] - before
         out["rank_files_left"] = sorted(p.name for p in Path(tmp).glob("ls.json.rank*"))
+        # resume from a partial file: finished points hold sentinels that must survive
+        from analyses.landscape.api import landscape
+
+        res = landscape(_model(sa), _data(), resume=Path(tmp) / "resume.json", **LKW)
+        out["resumed_grid"], out["resumed_points"] = res.loss, res.meta["resumed_points"]
+        # the command line inside the group: rank 0 writes the JSON
+        from inspect_kit.cli import main
+
+        out["cli_status"] = main(["hessian", str(Path(tmp) / "a.pt"), "--data", "digits",
+                                  "--json", str(Path(tmp) / "cli.json"), "--top-k", "2",
+                                  "--float64"])
         with open(Path(tmp) / f"rank{local_rank}.pkl", "wb") as f:
             pickle.dump(out, f)
     finally:
@@ -127,13 +141,22 @@ def runs(tmp_path_factory):
     fit(b, (X, y), epochs=2, seed=1, progress=False)
     sa = {k: v.clone() for k, v in a.state_dict().items()}
     sb = {k: v.clone() for k, v in b.state_dict().items()}
+    single_dir = tmp_path_factory.mktemp("one_rank")
+    single = _run_all(_model(sa), _model(sb), _data(), single_dir, {})
     multi = tmp_path_factory.mktemp("two_ranks")
+    saved = json.loads((single_dir / "ls.json").read_text())
+    done = list(range(0, 25, 3))  # every third point finished, with a sentinel value
+    saved["loss"] = [SENTINEL if i in done else None for i in range(25)]
+    saved["accuracy"] = [0.5 if i in done else None for i in range(25)]
+    (multi / "resume.json").write_text(json.dumps(saved))
+    save_checkpoint(_model(sa), multi / "a.pt")
+    assert main(["hessian", str(multi / "a.pt"), "--data", "digits", "--json",
+                 str(single_dir / "cli.json"), "--top-k", "2", "--float64"]) == 0
     torch.multiprocessing.start_processes(_worker, args=(free_port(), str(multi), sa, sb),
                                           nprocs=2, start_method="fork", join=True)
     ranks = [pickle.loads((multi / f"rank{r}.pkl").read_bytes()) for r in range(2)]
-    single_dir = tmp_path_factory.mktemp("one_rank")
-    single = _run_all(_model(sa), _model(sb), _data(), single_dir, {})
-    return {"single": single, "ranks": ranks, "multi_dir": multi, "sa": sa}
+    return {"single": single, "ranks": ranks, "multi_dir": multi, "sa": sa, "done": done,
+            "single_dir": single_dir}
 
 
 def test_eigenvalues_and_trace_match_one_process(runs):
@@ -201,3 +224,21 @@ def test_shards_cover_every_sample_once(n, w, bs):
         assert n_total == n and n_local == sum(len(b[0]) for b in mine)
         got += [int(v) for b in mine for v in b[1]]
     assert got == list(range(n))
+
+
+def test_resume_keeps_finished_points_and_splits_the_rest(runs):
+    s, r0, r1 = runs["single"], *runs["ranks"]
+    flat = s["grid"].ravel()
+    for r in (r0, r1):
+        got = r["resumed_grid"].ravel()
+        assert r["resumed_points"] == len(runs["done"])
+        for i in range(25):
+            assert got[i] == (SENTINEL if i in runs["done"] else flat[i])
+
+
+def test_cli_inside_the_group_matches_one_process(runs):
+    assert [r["cli_status"] for r in runs["ranks"]] == [0, 0]
+    one = json.loads((runs["single_dir"] / "cli.json").read_text())
+    two = json.loads((runs["multi_dir"] / "cli.json").read_text())
+    np.testing.assert_allclose(two["eigenvalues"], one["eigenvalues"], rtol=1e-6)
+    assert two["n_samples"] == one["n_samples"]

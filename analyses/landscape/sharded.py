@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from inspect_kit import distributed as D
 
@@ -47,7 +48,25 @@ class GridShard:
         return sorted(self.resume.parent.glob(f"{self.resume.name}.rank*"))
 
     def load(self, loader: Loader, fp: str, n: int) -> tuple[list[float], list[float]]:
-        """Values saved so far: ``<resume>`` merged with every rank file (NaN = not done)."""
+        """Values saved so far: ``<resume>`` merged with every rank file (NaN = not done).
+
+        On several ranks rank 0 reads and broadcasts (one collective): every rank must split
+        the same list of points, and a fast rank may already be writing its rank file.
+        """
+        if not self.distributed:
+            return self._read(loader, fp, n)
+        got: Any = None
+        if self.rank == 0:
+            try:
+                got = self._read(loader, fp, n)
+            except Exception as exc:  # every rank raises it, none waits forever
+                got = exc
+        got = D.broadcast_object(got)
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def _read(self, loader: Loader, fp: str, n: int) -> tuple[list[float], list[float]]:
         loss, acc = loader(self.resume, fp, n)
         for p in self.siblings():
             lo, ac = loader(p, fp, n)
