@@ -73,6 +73,7 @@ class _FirstLinear:
         if module.bias is not None:
             self.fixed[self.b_key] = module.bias.detach().new_zeros(module.out_features)
         self.h: Any = None
+        self.bufs: dict[int, torch.Tensor] = {}
 
     def output(self, b: int, coef: torch.Tensor) -> torch.Tensor:
         """``P0 + sum_k c_k P_k`` for batch ``b``; ``coef`` is ``(K,)`` or ``(B, K)``."""
@@ -84,6 +85,17 @@ class _FirstLinear:
             return out
         stack = torch.stack(p[1:])  # (K, N, ...)
         return p[0] + torch.tensordot(coef.to(stack.dtype), stack, dims=1)
+
+    def output_into(self, b: int, coef: list[float]) -> torch.Tensor:
+        """Same values as :meth:`output` (same operations), written into a reused buffer."""
+        p = self.prods[b]
+        buf = self.bufs.get(b)
+        if buf is None:
+            buf = self.bufs[b] = torch.empty_like(p[0])
+        torch.add(p[0], p[1], alpha=coef[0], out=buf)
+        for k in range(1, len(coef)):
+            buf.add_(p[k + 1], alpha=coef[k])
+        return buf
 
     @contextlib.contextmanager
     def hooked(self) -> Iterator[None]:
@@ -221,7 +233,7 @@ class PointEvaluator:
         total, correct = 0.0, 0
         if self.plan is not None:
             for b, (x, y) in enumerate(self.batches):
-                h0 = trick.output(b, c) if (trick is not None and self.plan_trick) else None
+                h0 = trick.output_into(b, c) if (trick is not None and self.plan_trick) else None
                 lb, cb = self._score(self.plan.forward(p, x, h0, own_h0=True), y)
                 total += lb * len(x)
                 correct += cb
