@@ -157,11 +157,15 @@ def test_cli_json_keys(tmp_path):
     from inspect_kit.cli import main
     from inspect_kit.zoo import build
 
-    model = build("kan", width=[2, 2, 1], grid=3, k=3, seed=0)
+    model = build("kan", width=[2, 1, 1], grid=3, k=3, seed=0)
     ckpt = tmp_path / "kan.pt"
     save_checkpoint(model, ckpt)
+    x = np.random.default_rng(0).uniform(-1, 1, (200, 2)).astype(np.float32)
+    y = np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2).astype(np.float32)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=x, y=y)
     out, png = tmp_path / "sym.json", tmp_path / "fits.png"
-    args = ["symbolic", str(ckpt), "--data", "formula:exp_sin", "--library", "x,x^2,sin,exp",
+    args = ["symbolic", str(ckpt), "--data", str(data), "--library", "x,x^2,sin,exp",
             "--prune", "0.05", "--json", str(out), "--plot", str(png)]
     assert main(args) == 0
     d = json.loads(out.read_text())
