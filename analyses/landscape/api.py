@@ -235,9 +235,9 @@ def landscape(
 
     # -- evaluate (resumable) --------------------------------------------------------------
     n = len(coefs)
-    fp = _fingerprint(theta, dirs, mesh, batches,
-                      {"loss": repr(loss), "mode": mode, "split": split})
     rpath = Path(resume) if resume is not None else None
+    fp = "" if rpath is None else _fingerprint(
+        theta, dirs, mesh, batches, {"loss": repr(loss), "mode": mode, "split": split})
     shard = GridShard(rpath)  # several ranks: split the points, one rank file each
     if rpath is not None:
         loss_v, acc_v = shard.load(_load_partial, fp, n)
