@@ -234,12 +234,17 @@ class _CliState:
 
 def cli_enter() -> _CliState | None:
     """For ``inspect_kit.cli.main``: join the group when ``WORLD_SIZE > 1``; ranks other than 0
-    print nothing to stdout. Returns a token for :func:`cli_exit` (None on one process)."""
+    print nothing to stdout. Returns a token for :func:`cli_exit` (None on one process).
+
+    The commands load models on the CPU, so the group uses Gloo (set
+    ``INSPECT_KIT_DIST_BACKEND=nccl`` to force NCCL)."""
     import sys
 
     if env_world_size() <= 1:
         return None
-    started = not is_distributed() and setup()
+    # the commands compute on the CPU: Gloo, unless INSPECT_KIT_DIST_BACKEND says otherwise
+    backend = os.environ.get("INSPECT_KIT_DIST_BACKEND") or backend_for("cpu")
+    started = not is_distributed() and setup(backend=backend)
     state = _CliState(started, None)
     if not is_main():
         state.stdout = sys.stdout
