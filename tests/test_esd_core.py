@@ -297,3 +297,27 @@ def test_result_round_trip(tmp_path):
     back = ESDResult.load(tmp_path / "r.json")
     assert back.layers[0]["alpha"] == pytest.approx(res.layers[0]["alpha"])
     assert len(back.to_frame()) == 1
+
+
+def test_pykan_and_efficient_kan_layouts():
+    kan = pytest.importorskip("kan")
+    layer = kan.KANLayer(9, 10, num=5, k=3)
+    with assert_untouched(layer):
+        res = esd(layer, mode="compat", progress=False, mp_fit=False)
+    assert "knot grid" in res.row("grid")["skip_reason"]
+    assert "mask" in res.row("mask")["skip_reason"]
+    coef = layer.coef.detach().permute(1, 0, 2)  # pykan stores (in, out, G+k)
+    np.testing.assert_allclose(res.evals("coef[flat]"),
+                               _dense_evals([coef.reshape(coef.shape[0], -1)]), rtol=1e-5)
+    # efficient-kan KANLinear state dict: base_weight, spline_weight (out, in, G+k), spline_scaler
+    g = torch.Generator().manual_seed(0)
+    sd = {"layers.0.base_weight": torch.randn(12, 10, generator=g),
+          "layers.0.spline_weight": torch.randn(12, 10, 8, generator=g),
+          "layers.0.spline_scaler": torch.randn(12, 10, generator=g),
+          "layers.0.grid": torch.linspace(-1, 1, 12).repeat(10, 1)}
+    rows = {r.name: r for r in layer_matrices(sd)}
+    assert rows["layers.0.spline_weight[basis]"].kind == "kan_coef_basis"
+    assert len(rows["layers.0.spline_weight[basis]"].mats) == 8
+    assert rows["layers.0.spline_weight[flat]"].mats[0].shape == (12, 80)
+    assert rows["layers.0.base_weight"].kind == "kan_base_weight"
+    assert rows["layers.0.grid"].skip_reason
