@@ -51,9 +51,10 @@ class FitTable:
     poly: np.ndarray  # (E, 4) cubic fallback coefficients in x (NaN when not in the library)
     spread: np.ndarray  # (E, K) std(f(u)) / rms(f(u)) on the fit points; tiny = degenerate limit
 
-    def degenerate(self, tol: float = 1e-3) -> np.ndarray:
-        """(E, K) True where a fit only uses f's local Taylor expansion (c, d huge and cancelling,
-        e.g. ``cosh(0.002 x)`` standing in for ``x^2``): ``std f(u) / rms f(u) < tol``."""
+    def degenerate(self, tol: float = 1e-2) -> np.ndarray:
+        """(E, K) True where a fit only uses f's local Taylor expansion (c, d large and cancelling,
+        e.g. ``cosh(0.002 x)`` or ``-cos(0.18 x)`` standing in for ``x^2``): f changes by less than
+        1 % of its size over the data, ``std f(u) / rms f(u) < tol``."""
         return self.spread < tol
 
     @property

@@ -75,7 +75,27 @@ def compose(adapter: Any, edges: dict[tuple[int, int, int], Any]) -> list[Any]:
         subs = [sympy.Add(*[edges[(l, j, i)](e[i]) for i in range(n_in) if (l, j, i) in edges])
                 for j in range(n_out)]
         h = adapter.node_map_sympy(l, subs)
-    return [fold_exp(v) for v in h]
+    return [fold_pow(fold_exp(v)) for v in h]
+
+
+def fold_pow(expr: Any) -> Any:
+    """``(k u + ...)^p -> k^p (u + ...)^p`` for a positive float ``k`` leading a sum under a power:
+    removes the scale redundancy between inner and outer constants before refits and snapping."""
+    import sympy
+
+    def rule(e: Any) -> Any:
+        base, p = e.args
+        if not isinstance(base, sympy.Add) or not p.is_number:
+            return e
+        terms = [t for t in base.as_ordered_terms() if not t.is_Number]
+        if not terms:
+            return e
+        k = terms[0].as_coeff_Mul()[0]
+        if not (k.is_Float and k > 0) or k == 1:
+            return e
+        return sympy.Float(float(k) ** float(p)) * sympy.Pow(sympy.expand(base / k), p)
+
+    return expr.replace(lambda e: isinstance(e, sympy.Pow), rule)
 
 
 def fold_exp(expr: Any) -> Any:
@@ -174,11 +194,12 @@ def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor,
 
 
 def candidates(v: float, *, max_q: int = 10, max_p: int = 20, rel: float = 1e-2) -> list[Any]:
-    """Simple constants near ``v``, simplest first: 0 (for |v| < 1e-3), then ``p/q * K``."""
+    """Simple constants near ``v``, simplest first: 0 (for |v| < 1e-2), then ``p/q * K``
+    within ``rel`` (the fit criterion of :func:`snap` decides which, if any, is kept)."""
     import sympy
 
     out: list[tuple[tuple, Any]] = []
-    if abs(v) < 1e-3:
+    if abs(v) < 1e-2:
         out.append(((0, 0, 0.0), sympy.Integer(0)))
     for ki, (kname, kval) in enumerate(CONSTANTS):
         fr = Fraction(v / kval).limit_denominator(max_q)

@@ -2,7 +2,7 @@
 
 For edge ``e`` and primitive ``k`` let ``err = 1 - R^2_held_out`` (held-out points, see
 :mod:`analyses.symbolic.fit`) and ``cx`` the primitive's complexity. Fits that are degenerate
-limits (``FitTable.degenerate``: ``std f / rms f < 1e-3``, e.g. ``cosh(0.002 x)`` imitating
+limits (``FitTable.degenerate``: ``std f / rms f < 1e-2``, e.g. ``cosh(0.002 x)`` imitating
 ``x^2``) or that leave the primitive's domain on held-out points are not eligible.
 
 * **Pareto front**: the eligible fits not dominated in (complexity, err): walking up in
