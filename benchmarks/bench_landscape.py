@@ -83,6 +83,8 @@ def timed(model, label, X, y, steps, repeats, extra):
         "naive loop (load_state_dict)": lambda: naive_loop(model, X, y, dirs, axis),
         "inspect-kit landscape (auto)": lambda: landscape(model, (X, y), steps=steps,
                                                           progress=False),
+        "inspect-kit, loss only (like l-l)": lambda: landscape(
+            model, (X, y), steps=steps, accuracy=False, progress=False),
     }
     if extra:
         methods.update({

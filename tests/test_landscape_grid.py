@@ -208,3 +208,12 @@ def test_test_split_centre(digits):
         own = float(F.cross_entropy(m(digits.x_test), digits.y_test))
     assert abs(res.center_loss - own) < 1e-6 and res.meta["split"] == "test"
     assert res.meta["n_samples"] == len(digits.x_test)
+
+
+def test_loss_only_mode(small):
+    X, y = small
+    m = zoo.build("mlp", sizes=(64, 16, 10), seed=0)
+    with assert_untouched(m):
+        a = landscape(m, (X, y), steps=3, progress=False)
+        b = landscape(m, (X, y), steps=3, accuracy=False, progress=False)
+    assert b.accuracy is None and np.array_equal(a.loss, b.loss)

@@ -129,6 +129,7 @@ def landscape(
     method: str = "auto",
     chunk: int = 25,
     first_layer_trick: bool = True,
+    accuracy: bool = True,
     subset_checks: int = 4,
     resume: str | Path | None = None,
     progress: bool | None = None,
@@ -152,6 +153,7 @@ def landscape(
             (default "eval", restored afterwards).
         bn: BatchNorm policy; only "keep" (see ``BN_POLICY``).
         method / chunk: engine ("auto", "loop", "vmap") and points per vmap call.
+        accuracy: also compute accuracy (classification); ``False`` gives the loss only.
         resume: a JSON file of partial results, written atomically every ~2 s; a rerun with the
             same weights, directions, grid and data continues where it stopped.
     """
@@ -231,7 +233,7 @@ def landscape(
         batches = [(X[idx], Y[idx])]
 
     ev = PointEvaluator(model, Batches.of(batches), theta, dirs, loss=loss, mode=mode,
-                        first_layer_trick=first_layer_trick)
+                        first_layer_trick=first_layer_trick, accuracy=accuracy)
 
     # -- evaluate (resumable) --------------------------------------------------------------
     n = len(coefs)

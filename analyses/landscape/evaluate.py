@@ -73,7 +73,7 @@ class _FirstLinear:
         if module.bias is not None:
             self.fixed[self.b_key] = module.bias.detach().new_zeros(module.out_features)
         self.h: Any = None
-        self.bufs: dict[int, torch.Tensor] = {}
+        self.bufs: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def output(self, b: int, coef: torch.Tensor) -> torch.Tensor:
         """``P0 + sum_k c_k P_k`` for batch ``b``; ``coef`` is ``(K,)`` or ``(B, K)``."""
@@ -86,15 +86,14 @@ class _FirstLinear:
         stack = torch.stack(p[1:])  # (K, N, ...)
         return p[0] + torch.tensordot(coef.to(stack.dtype), stack, dims=1)
 
-    def output_into(self, b: int, coef: list[float]) -> torch.Tensor:
-        """Same values as :meth:`output` (same operations), written into a reused buffer."""
-        p = self.prods[b]
-        buf = self.bufs.get(b)
-        if buf is None:
-            buf = self.bufs[b] = torch.empty_like(p[0])
-        torch.add(p[0], p[1], alpha=coef[0], out=buf)
-        for k in range(1, len(coef)):
-            buf.add_(p[k + 1], alpha=coef[k])
+    def output_into(self, b: int, coef: torch.Tensor) -> torch.Tensor:
+        """``P0 + [P1 .. PK] c`` in one ``addmv`` into a reused buffer (exactly P0 at c = 0)."""
+        if b not in self.bufs:
+            p = self.prods[b]
+            mat = torch.stack([q.reshape(-1) for q in p[1:]], dim=1).contiguous()  # (M, K)
+            self.bufs[b] = (p[0].reshape(-1), mat, torch.empty_like(p[0]))
+        p0, mat, buf = self.bufs[b]
+        torch.addmv(p0, mat, coef.to(mat.dtype), out=buf.view(-1))
         return buf
 
     @contextlib.contextmanager
@@ -127,12 +126,13 @@ class PointEvaluator:
         loss: str | LossFn | None = None,
         mode: str | None = "eval",
         first_layer_trick: bool = True,
+        accuracy: bool = True,
     ) -> None:
         self.model, self.mode = model, mode
         self.batches = [(x, y) for x, y in batches]
         y0 = self.batches[0][1]
         self.loss_fn = resolve_loss(loss, y0)
-        self.classify = task_of(y0) == "classification"
+        self.classify = accuracy and task_of(y0) == "classification"
         self.n = sum(len(x) for x, _ in self.batches)
         self.theta = dict(theta)
         self.theta_flat = flatten(self.theta)
@@ -155,6 +155,10 @@ class PointEvaluator:
                            and self.plan.first_linear_key() == self.trick.w_key)
         if self.plan_trick:  # the first Linear's weights are never read: do not build them
             self.moving = [k for k in self.moving if k not in (self.trick.w_key, self.trick.b_key)]
+        # moving tensors as one flat vector: theta_m + D_m^T c is one addmv per point
+        self.theta_m = flatten({k: self.theta[k] for k in self.moving})
+        self.D_mT = torch.stack([flatten({k: d[k] for k in self.moving}) for d in self.dirs],
+                                dim=1).contiguous() if self.moving else None
         if self.plan is not None:
             self.base.update(named_buffers(model))
         self.method_used: str | None = None
@@ -215,13 +219,22 @@ class PointEvaluator:
         return both[0], int(both[1])
 
     def _point_params(self, c: list[float]) -> Params:
-        """``theta + sum_k c_k d_k`` tensor by tensor (unmoved tensors are shared, not copied)."""
+        """``theta + sum_k c_k d_k`` (unmoved tensors are shared, not copied)."""
         p = dict(self.base)
-        for n in self.moving:
-            t = self.theta[n]
-            for k, ck in enumerate(c):
-                t = torch.add(t, self.dirs[k][n], alpha=ck)
-            p[n] = t
+        if self.moving:
+            if not hasattr(self, "theta_m"):  # during set-up, before the flat form exists
+                for n in self.moving:
+                    t = self.theta[n]
+                    for k, ck in enumerate(c):
+                        t = torch.add(t, self.dirs[k][n], alpha=ck)
+                    p[n] = t
+            else:
+                flat = torch.addmv(self.theta_m, self.D_mT, torch.tensor(c, dtype=self.D_mT.dtype))
+                i = 0
+                for n in self.moving:
+                    t = self.theta[n]
+                    p[n] = flat[i : i + t.numel()].view(t.shape)
+                    i += t.numel()
         if self.buffers:
             p.update({k: v.clone() for k, v in self.buffers.items()})
         return p
@@ -233,7 +246,8 @@ class PointEvaluator:
         total, correct = 0.0, 0
         if self.plan is not None:
             for b, (x, y) in enumerate(self.batches):
-                h0 = trick.output_into(b, c) if (trick is not None and self.plan_trick) else None
+                h0 = (trick.output_into(b, coef) if (trick is not None and self.plan_trick)
+                      else None)
                 lb, cb = self._score(self.plan.forward(p, x, h0, own_h0=True), y)
                 total += lb * len(x)
                 correct += cb
