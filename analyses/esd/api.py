@@ -163,10 +163,16 @@ def _resolve(source: Any) -> tuple[nn.Module | Mapping[str, torch.Tensor], str]:
 
 
 def _select(rows: list[LayerMatrix], layers: Sequence[str] | None) -> list[LayerMatrix]:
+    """Rows named (or whose parameter is named) exactly as a selector; else containing it."""
     if not layers:
         return rows
-    keep = [r for r in rows if any(r.name == s or r.param == s or r.name.startswith(s + ".")
-                                   or s in r.name for s in layers)]
+    keep = []
+    for r in rows:
+        for s in layers:
+            exact = any(x.name == s or x.param == s for x in rows)
+            if (r.name == s or r.param == s) if exact else (s in r.name):
+                keep.append(r)
+                break
     if not keep:
         raise OptionError(f"layers={list(layers)} matched no row; rows: "
                           f"{', '.join(r.name for r in rows[:20])}")
