@@ -8,8 +8,10 @@ tiled ``--repeat`` times (more samples per HVP, so the compute per shard is not 
 Each round runs 1 rank (a plain process, no group) and then 2 ranks (a Gloo group on loopback),
 each in fresh forked processes with one thread each; the best round is reported. Per setting:
 wall time of the slowest rank, total CPU time over ranks, rate, and the scaling efficiency
-``rate_2 / (2 rate_1)``. HVP work: ``--hvps`` single-vector products, then ``--hvps`` probes
-in blocks of 16 (one all-reduce per block). Grid work: a ``steps x steps`` random plane
+``rate_2 / (2 rate_1)`` (wall clock) and the CPU efficiency ``CPU_1 / CPU_2`` (total CPU
+time over ranks for the same work: 1.0 means no overhead from sharding and communication).
+HVP work: ``--hvps`` single-vector products, then ``--hvps`` probes in blocks of 16 (one
+all-reduce per block). Grid work: a ``steps x steps`` random plane
 (``method="loop"``; under 2 ranks each rank does half the points on the full data).
 On a shared machine the wall-clock ratios are noisy; the CPU column shows the work done.
 """
@@ -123,17 +125,20 @@ def main() -> None:
     print(f"# {n_params} parameters, {len(data[0])} samples, {a.hvps} HVPs, {a.steps}x{a.steps}"
           f" grid, best of {a.rounds} rounds, torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print("| work | ranks | wall s | CPU s (all ranks) | rate / s | scaling efficiency |")
-    print("|---|---|---|---|---|---|")
+    print("| work | ranks | wall s | CPU s (all ranks) | rate / s | scaling efficiency (wall) "
+          "| CPU efficiency |")
+    print("|---|---|---|---|---|---|---|")
     names = {"hvp": "HVP (single vector)", "block": "HVP (blocks of 16)",
              "grid": "landscape grid points"}
     for k, label in names.items():
         r1 = best[1][k][2] / best[1][k][0]
+        cpu1 = best[1][k][1]
         for world in (1, 2):
             wall, cpu, count = best[world][k]
             rate = count / wall
             eff = "" if world == 1 else f"{rate / (world * r1):.2f}"
-            print(f"| {label} | {world} | {wall:.3f} | {cpu:.3f} | {rate:.1f} | {eff} |")
+            ceff = "" if world == 1 else f"{cpu1 / cpu:.2f}"
+            print(f"| {label} | {world} | {wall:.3f} | {cpu:.3f} | {rate:.1f} | {eff} | {ceff} |")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,11 @@ class GridShard:
 
     def finish(self, save_to: Callable[[Path], None]) -> None:
         """Rank 0 writes the merged file; rank files are dropped once it exists."""
-        if self.resume is None or not self.distributed:
+        if self.resume is None:
+            return
+        if not self.distributed:  # <resume> was just written with every value: drop leftovers
+            for p in self.siblings():
+                p.unlink(missing_ok=True)
             return
         if self.rank == 0:
             save_to(self.resume)
