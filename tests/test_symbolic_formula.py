@@ -178,3 +178,17 @@ def test_cli_json_keys(tmp_path):
     assert png.stat().st_size > 0
     assert main(args + ["--truth", "exp(sin(pi*x1) + x2**2)"]) == 0
     assert "exact" in json.loads(out.read_text())
+
+
+def test_zoo_kan_untouched_and_pruning_only_by_attribution():
+    from inspect_kit.zoo import build
+
+    model = build("kan", width=[2, 2, 1], grid=3, k=3, seed=1)
+    x = torch.rand(200, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    y = model(x).detach()
+    with assert_untouched(model):
+        res = symbolic(model, (x, y), library="x,sin", prune=0.2, progress=False,
+                       simplify_seconds=1)
+    for e in res.edges:
+        assert (e["function"] == "0") == (e["attribution"] < 0.2)
+    assert np.isfinite(res.formula_r2_model) and res.formula_r2_model <= 1
