@@ -67,20 +67,63 @@ def contour(plot_contour: Any, res: Any) -> Any:
 
 
 def esd_figure(g: Gallery, model: Any, stem: str, label: str) -> Any:
-    """ESD alphas per layer (added when the ESD plots exist)."""
+    """ESD alphas per layer and the largest layer's spectrum."""
     from analyses.esd import esd
+    from plotting.esd import plot_summary
 
-    try:
-        from plotting.esd import plot_esd_summary
-    except ImportError:
-        plot_esd_summary = None
     with g.step(f"{label} · ESD"):
         res = esd(model, progress=False)
-    if plot_esd_summary is not None:
-        g.add(plot_esd_summary(res), f"{stem}_esd.png", f"{label}: heavy-tailed ESD metrics",
-              "Power-law alpha of every weight matrix's eigenvalue spectrum (no data needed).",
-              esd_numbers(res))
+    g.add(plot_summary(res), f"{stem}_esd.png", f"{label}: heavy-tailed ESD metrics",
+          "Power-law alpha (with bootstrap interval) of every weight matrix's eigenvalue "
+          "spectrum, and one layer's ESD on log-log axes with the fitted tail; no data needed.",
+          esd_numbers(res))
     return res
+
+
+def symbolic_activation_figure(g: Gallery, model: Any, data: Any, file: str, title: str) -> None:
+    """Fit every learnable activation curve of ``model`` (e.g. each Fourier-KArAt head) with the
+    primitive library, like a KAN edge, and draw curve vs best fit."""
+    import numpy as np
+
+    from analyses.symbolic.fit import evaluate_fit, fit_edges
+    from analyses.symbolic.select import choose
+    from inspect_kit.kan.activations import sample_activations
+    from plotting import style
+
+    with g.step("KArAt · symbolic fit of the attention function"):
+        samples = sample_activations(model, data, max_samples=64 if g.quick else 256)
+        x, y = samples.x.numpy(), samples.y.numpy()
+        table = fit_edges(x, y, progress=False)
+        rows = choose(table)
+    lib = {p.name: p for p in table.library}
+    n = len(rows)
+    ncols = min(4, n)
+    nrows = (n + ncols - 1) // ncols
+    with style.context():
+        fig, axes = style.figure(nrows, ncols, width=3.0 * ncols, height=2.5 * nrows,
+                                 squeeze=False)
+        for e, (ax, row) in enumerate(zip(axes.flat, rows)):
+            ax.plot(x[e], y[e], color="black", lw=2, label="learned")
+            if row.get("function") not in (None, "0"):
+                prim = lib[row["function"]]
+                p = row["params"]
+                fit = evaluate_fit(prim, [p["a"], p["b"], p["c"], p["d"]], x[e],
+                                   table.poly[e] if prim.symmetry == "poly" else None)
+                ax.plot(x[e], fit, color="#d62728", ls="--", label=row["function"])
+            r2 = row.get("r2_val")
+            l, j, i = samples.index[e]
+            ax.set_title(f"layer {l} head {j}: {row.get('function')}"
+                         + (f" (R² {r2:.4f})" if r2 is not None else ""), fontsize=8)
+            ax.set_xlabel("attention score s")
+            ax.legend(fontsize=7)
+        for ax in axes.flat[n:]:
+            ax.set_axis_off()
+    best = [r.get("r2_val") for r in rows if r.get("r2_val") is not None]
+    g.add(fig, file, title,
+          "Each head's learned univariate attention function phi(s) over the scores it sees, and "
+          "the primitive c f(a s + b) + d the symbolic fitter picks for it (held-out R²).",
+          {"heads": n, "functions chosen": ", ".join(sorted({str(r.get('function')) for r in rows})),
+           "median held-out R²": float(np.median(best)) if best else None})
 
 
 def esd_numbers(res: Any) -> dict[str, Any]:

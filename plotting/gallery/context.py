@@ -87,6 +87,23 @@ class Gallery:
             self.say(f"  {key}: cached checkpoint {path.name}")
         return load_model(path), load_checkpoint(path)
 
+    # ---- data -----------------------------------------------------------------------------
+    def data(self, name: str, *, n_train: int | None = None) -> Any:
+        """A bundled data set; in quick mode (or with ``n_train``) a fixed, stratified-enough
+        prefix of the training split (the splits are already shuffled) and 100 test samples."""
+        import dataclasses as dc
+
+        from inspect_kit.data import load_data
+
+        bundle = load_data(name)
+        n = n_train if n_train is not None else (300 if self.quick else None)
+        if n is None or n >= len(bundle.x_train):
+            return bundle
+        n_test = 100 if self.quick else None
+        return dc.replace(bundle, x_train=bundle.x_train[:n], y_train=bundle.y_train[:n],
+                          x_test=bundle.x_test[:n_test] if bundle.x_test is not None else None,
+                          y_test=bundle.y_test[:n_test] if bundle.y_test is not None else None)
+
     # ---- figures --------------------------------------------------------------------------
     def add(self, fig: Any, file: str, title: str, caption: str,
             numbers: dict[str, Any] | None = None) -> None:

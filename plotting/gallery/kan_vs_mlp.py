@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from inspect_kit.data import load_data
-
 from .context import Gallery
 from .models import kan_digits, mlp_digits
 
@@ -17,7 +15,7 @@ def render(g: Gallery) -> None:
 
     from . import common
 
-    data = load_data("digits")
+    data = g.data("digits")
     models = {"KAN [64,16,10]": kan_digits(g), "MLP 64-128-128-10": mlp_digits(g, 0)}
     g.note("A B-spline KAN (grid 5, order 3, SiLU base) trained on digits with Adam, analysed "
            "with exactly the same calls as the MLP; test accuracy "

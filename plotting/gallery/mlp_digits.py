@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from inspect_kit.data import load_data
-
 from .context import Gallery
 from .models import mlp_digits
 
@@ -18,7 +16,7 @@ def render(g: Gallery) -> None:
 
     from . import common
 
-    data = load_data("digits")
+    data = g.data("digits")
     (a, ck_a), (b, _) = mlp_digits(g, 0), mlp_digits(g, 1)
     g.note("Two MLPs 64-128-128-10 trained on scikit-learn's digits with Adam from seeds 0 and 1 "
            f"(test accuracy {common.test_acc(ck_a):.3f}).")

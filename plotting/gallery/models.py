@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspect_kit.data import load_data
-
 from .context import Gallery
 
 
@@ -21,7 +19,7 @@ def mlp_digits(g: Gallery, seed: int) -> tuple[Any, Any]:
     epochs = 3 if g.quick else 20
 
     def train() -> tuple[Any, list, dict]:
-        model, res = train_zoo("mlp", load_data("digits"), seed=seed, epochs=epochs,
+        model, res = train_zoo("mlp", g.data("digits"), seed=seed, epochs=epochs,
                                snapshot_every=1, progress=False)
         return model, res.snapshots, _history_extra(res)
 
@@ -36,7 +34,7 @@ def kan_digits(g: Gallery) -> tuple[Any, Any]:
     epochs = 2 if g.quick else 12
 
     def train() -> tuple[Any, list, dict]:
-        model, res = train_zoo("kan", load_data("digits"), model_kwargs={"width": width},
+        model, res = train_zoo("kan", g.data("digits"), model_kwargs={"width": width},
                                epochs=epochs, optimizer="adam", lr=3e-3, batch_size=64,
                                snapshot_every=1, progress=False)
         return model, res.snapshots, _history_extra(res)
@@ -55,7 +53,7 @@ def vit_digits(g: Gallery, attention: str) -> tuple[Any, Any]:
     every = 1 if g.quick else 3
 
     def train() -> tuple[Any, list, dict]:
-        model, res = train_zoo("vit", load_data("digits"), model_kwargs=kwargs, epochs=epochs,
+        model, res = train_zoo("vit", g.data("digits"), model_kwargs=kwargs, epochs=epochs,
                                snapshot_every=every, progress=False)
         return model, res.snapshots, _history_extra(res)
 

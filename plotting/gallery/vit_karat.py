@@ -9,8 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from inspect_kit.data import load_data
-
 from .context import Gallery
 from .models import vit_digits
 
@@ -23,7 +21,7 @@ def render(g: Gallery) -> None:
 
     from . import common
 
-    data = load_data("digits")
+    data = g.data("digits")
     models = {LABELS[k]: vit_digits(g, k) for k in LABELS}
     accs = {k: common.test_acc(ck) for k, (_, ck) in models.items()}
     g.note("The zoo's tiny ViT (2x2 patches of the 8x8 digits, CLS token) trained with Adam, once "
@@ -91,9 +89,11 @@ def _weight_histograms(models: dict[str, Any]) -> Any:
         for ax, (label, (_, ck)) in zip(np.atleast_1d(axes), models.items()):
             traj, epochs = ck.trajectory, ck.meta["extra"]["snapshot_epochs"]
             picks = sorted({0, len(traj) // 2, len(traj) - 1})
+            last = torch.cat([v.flatten() for k, v in traj[-1].items() if k.endswith("weight")])
+            lim = float(np.quantile(last.abs().numpy(), 0.999))
             for j, i in enumerate(picks):
                 w = torch.cat([v.flatten() for k, v in traj[i].items() if k.endswith("weight")])
-                ax.hist(w.numpy(), bins=np.linspace(-0.5, 0.5, 81), histtype="step",
+                ax.hist(w.numpy(), bins=np.linspace(-lim, lim, 81), histtype="step",
                         color=style.PALETTE[j], label=f"epoch {epochs[i]}", density=True)
             ax.set(xlabel="weight value", title=f"{label}: all weight matrices")
             ax.legend()
@@ -111,12 +111,15 @@ def _curvature_and_landscapes(g: Gallery, models: dict[str, Any], data: Any) -> 
     from . import common
 
     hs, ls = {}, {}
+    n_hess = 64 if g.quick else 512
+    hess_data = data.split("train")
+    hess_data = (hess_data[0][:n_hess], hess_data[1][:n_hess])
     for label, (model, ck) in models.items():
         with g.step(f"ViT {label} · Hessian"):
-            hs[label] = hessian(model, data, top_k=3, trace=True, density=True,
-                                trace_budget=20 if g.quick else 60,
-                                density_probes=2 if g.quick else 6,
-                                density_steps=20 if g.quick else 60, progress=False, seed=0)
+            hs[label] = hessian(model, hess_data, top_k=3, trace=True, density=True,
+                                trace_budget=10 if g.quick else 40,
+                                density_probes=1 if g.quick else 4,
+                                density_steps=10 if g.quick else 40, progress=False, seed=0)
         with g.step(f"ViT {label} · PCA landscape"):
             ls[label] = landscape(model, data, dims=2, steps=9 if g.quick else 21,
                                   directions="pca", trajectory=ck.trajectory, progress=False)
@@ -126,7 +129,8 @@ def _curvature_and_landscapes(g: Gallery, models: dict[str, Any], data: Any) -> 
             _density_axes(ax, h, "log", None)
             ax.set_title(f"{label}: Hessian density")
     g.add(fig, "vit_hessian_density.png", "ViT: Hessian spectral density",
-          "SLQ density of the full-batch training-loss Hessian for both attention types.",
+          f"SLQ density of the training-loss Hessian on the first {n_hess} training images, for "
+          "both attention types (same subset, probes and seeds).",
           {f"{k} top eigenvalue": float(max(h.eigenvalues)) for k, h in hs.items()}
           | {f"{k} trace": h.trace for k, h in hs.items()})
     with style.context():
