@@ -56,7 +56,8 @@ def plot_line(result: Any, ax: Any = None) -> Any:
             ax2.grid(False)
             h2, l2 = ax2.get_legend_handles_labels()
             handles, labels = handles + h2, labels + l2
-        ax.legend(handles, labels, loc="upper center", frameon=False)
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
+                  frameon=False)
         ax.set_title("loss along a direction")
     return fig
 
@@ -95,7 +96,8 @@ def plot_contour(result: Any, ax: Any = None, *, log: bool = False, levels: int 
                         mec="k", mew=0.3, label="optimiser path")
                 ax.plot(c[0, 0], c[0, 1], "s", color="orange", ms=5, label="start")
                 rel = np.asarray(result.path["relative_residual"], dtype=float)
-                ax.set_title(f"loss landscape (path residual ≤ {100 * np.nanmax(rel):.1f}%)")
+                ax.set_title(f"loss landscape (path off-plane: max {100 * np.nanmax(rel):.0f}% "
+                             "of distance)")
             else:
                 ax.set_title("loss landscape")
         else:
@@ -143,8 +145,9 @@ def plot_landscape(result: Any, *, log: bool = False) -> Any:
         z = np.log10(np.clip(z, 1e-12, None)) if log else z
         A, B = np.meshgrid(a, b, indexing="ij")
         ax3.plot_surface(A, B, z, cmap="coolwarm", linewidth=0, antialiased=True)
-        ax3.set_xlabel("d1", fontsize=7)
-        ax3.set_ylabel("d2", fontsize=7)
+        short = "PC" if result.directions_info.get("kind") == "pca" else "d"
+        ax3.set_xlabel(f"{short}1", fontsize=7)
+        ax3.set_ylabel(f"{short}2", fontsize=7)
         ax3.set_zlabel("log10 loss" if log else "loss", fontsize=7)
         ax3.set_title("loss surface")
     return fig
