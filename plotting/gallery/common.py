@@ -6,6 +6,20 @@ from typing import Any
 
 from .context import Gallery
 
+QUICK_HESSIAN = dict(top_k=3, which="largest", trace_budget=10, density_probes=1,
+                     density_steps=12, density_deflate=2, blocks=None, tol=1e-3,
+                     max_steps=24)
+
+
+def hessian_options(g: Gallery, **full: Any) -> dict[str, Any]:
+    """Hessian options for the gallery: ``full`` in a full run, tiny budgets with --quick."""
+    opts = dict(full)
+    if g.quick:
+        opts.update(QUICK_HESSIAN)
+    opts.setdefault("progress", False)
+    opts.setdefault("seed", 0)
+    return opts
+
 
 def test_acc(ckpt: Any) -> float:
     hist = ckpt.meta.get("extra", {}).get("history") or [{}]

@@ -9,6 +9,9 @@ from typing import Any
 
 from .context import Gallery
 
+#: a small library for --quick (the full run uses the whole library)
+QUICK_FIT = {"library": ["x", "x^2", "sin", "exp", "tanh"]}
+
 #: (data name, KAN width) for the formulas shown
 FORMULAS = [("exp_sin", [2, 5, 1]), ("product", [2, 2, 1]), ("gaussian", [1, 2, 1])]
 
@@ -18,8 +21,9 @@ def _trained(g: Gallery, name: str, width: list[int]) -> Any:
 
     def train() -> tuple[Any, list, dict]:
         _, model = discover(g.data(f"formula:{name}"), width=width,
-                            epochs=8 if g.quick else 40, retrain_epochs=4 if g.quick else 20,
-                            refine_grid=None if g.quick else 10, progress=False)
+                            epochs=4 if g.quick else 40, retrain_epochs=2 if g.quick else 20,
+                            refine_grid=None if g.quick else 10, progress=False,
+                            **QUICK_FIT if g.quick else {})
         return model, [], {}
 
     return g.model(f"kan-formula-{name}", train)[0]
@@ -38,7 +42,8 @@ def render(g: Gallery) -> None:
         data = g.data(f"formula:{name}")
         model = _trained(g, name, width)
         with g.step(f"KAN {name} · symbolic fit"):
-            res = symbolic(model, data, truth=data.truth, progress=False)
+            res = symbolic(model, data, truth=data.truth, progress=False,
+                           **(QUICK_FIT | {"simplify_seconds": 1.0} if g.quick else {}))
             samples = sample_edges(model, data)
             att = attribute(model, data, knockout=False)
         fits = {(e["layer"], e["out"], e["in"]): e["function"] for e in res.edges

@@ -8,7 +8,7 @@ from .models import kan_digits, mlp_digits
 
 def render(g: Gallery) -> None:
     from analyses.hessian import hessian
-    from analyses.landscape.api import landscape
+    from analyses.landscape import landscape
     from plotting import style
     from plotting.hessian import _density_axes, _eig_axes
     from plotting.landscape import plot_contour
@@ -23,10 +23,9 @@ def render(g: Gallery) -> None:
     hs, ls = {}, {}
     for label, (model, ck) in models.items():
         with g.step(f"{label} · Hessian"):
-            hs[label] = hessian(model, data, top_k=5, which="both", trace=True, density=True,
-                                trace_budget=30 if g.quick else 100,
-                                density_probes=2 if g.quick else 8,
-                                density_steps=20 if g.quick else 80, progress=False, seed=0)
+            hs[label] = hessian(model, data, **common.hessian_options(
+                g, top_k=5, which="both", trace=True, density=True, trace_budget=100,
+                density_probes=8, density_steps=80))
         with g.step(f"{label} · PCA landscape"):
             ls[label] = landscape(model, data, dims=2, steps=9 if g.quick else 21,
                                   directions="pca", trajectory=ck.trajectory, progress=False)

@@ -8,8 +8,8 @@ from .models import mlp_digits
 
 def render(g: Gallery) -> None:
     from analyses.hessian import hessian
-    from analyses.landscape.api import landscape
-    from analyses.lmc.api import lmc
+    from analyses.landscape import landscape
+    from analyses.lmc import lmc
     from plotting.hessian import plot_density, plot_hessian
     from plotting.landscape import plot_contour, plot_landscape, plot_line
     from plotting.lmc import plot_lmc
@@ -22,10 +22,9 @@ def render(g: Gallery) -> None:
            f"(test accuracy {common.test_acc(ck_a):.3f}).")
 
     with g.step("MLP seed 0 · Hessian"):
-        h = hessian(a, data, top_k=5, which="both", trace=True, density=True,
-                    trace_budget=30 if g.quick else 100,
-                    density_probes=3 if g.quick else 10, density_steps=30 if g.quick else 90,
-                    blocks=None if g.quick else "layer", progress=False, seed=0)
+        h = hessian(a, data, **common.hessian_options(
+            g, top_k=5, which="both", trace=True, density=True, trace_budget=100,
+            density_probes=10, density_steps=90, blocks="layer"))
     g.add(plot_hessian(h), "mlp_hessian.png", "MLP: Hessian eigenvalues, density and blocks",
           "Full-batch Hessian of the training loss (eval mode): extreme eigenvalues by Lanczos, "
           "SLQ density on a symlog axis, and per-layer blocks beside the full spectrum.",

@@ -16,7 +16,7 @@ LABELS = {"softmax": "softmax", "fourier_karat": "Fourier-KArAt"}
 
 
 def render(g: Gallery) -> None:
-    from analyses.attention.api import attention
+    from analyses.attention import attention
     from plotting.attention import plot_distance, plot_heads, plot_rollout, plot_spectra
 
     from . import common
@@ -103,7 +103,7 @@ def _weight_histograms(models: dict[str, Any]) -> Any:
 
 def _curvature_and_landscapes(g: Gallery, models: dict[str, Any], data: Any) -> None:
     from analyses.hessian import hessian
-    from analyses.landscape.api import landscape
+    from analyses.landscape import landscape
     from plotting import style
     from plotting.hessian import _density_axes
     from plotting.landscape import plot_contour
@@ -116,10 +116,9 @@ def _curvature_and_landscapes(g: Gallery, models: dict[str, Any], data: Any) -> 
     hess_data = (hess_data[0][:n_hess], hess_data[1][:n_hess])
     for label, (model, ck) in models.items():
         with g.step(f"ViT {label} · Hessian"):
-            hs[label] = hessian(model, hess_data, top_k=3, trace=True, density=True,
-                                trace_budget=10 if g.quick else 40,
-                                density_probes=1 if g.quick else 4,
-                                density_steps=10 if g.quick else 40, progress=False, seed=0)
+            hs[label] = hessian(model, hess_data, **common.hessian_options(
+                g, top_k=3, trace=True, density=True, trace_budget=40, density_probes=4,
+                density_steps=40))
         with g.step(f"ViT {label} · PCA landscape"):
             ls[label] = landscape(model, data, dims=2, steps=9 if g.quick else 21,
                                   directions="pca", trajectory=ck.trajectory, progress=False)

@@ -1,0 +1,60 @@
+"""`inspect-kit gallery --quick`: every expected figure is written, is a real PNG, and is shown
+in the gallery README; a second run re-renders from the cached checkpoints."""
+
+import re
+
+import pytest
+
+from inspect_kit.cli import main
+
+EXPECTED = [
+    # KAN edges to formulas (quick: the README formula only)
+    "kan_exp_sin_diagram.png", "kan_exp_sin_edges.png",
+    # two MLPs on digits
+    "mlp_hessian.png", "mlp_hessian_density.png", "mlp_esd.png", "mlp_lmc.png",
+    "mlp_landscape_1d.png", "mlp_landscape_2d3d.png", "mlp_landscape_pca_path.png",
+    # KAN classifier beside the MLP
+    "kan_vs_mlp_hessian.png", "kan_esd.png", "kan_vs_mlp_landscape.png",
+    # tiny ViT, softmax vs Fourier-KArAt
+    "vit_training.png", "vit_weight_histograms.png", "vit_attention_heads.png",
+    "vit_attention_rollout.png", "vit_attention_distance.png", "vit_attention_spectra.png",
+    "vit_hessian_density.png", "vit_landscape_pca.png", "vit_karat_function.png",
+]
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gallery")
+    assert main(["gallery", "--out", str(out), "--quick", "--no-progress"]) == 0
+    return out
+
+
+def test_every_expected_figure_is_a_png(gallery):
+    for name in EXPECTED:
+        path = gallery / name
+        assert path.exists(), f"{name} was not written"
+        data = path.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, f"{name} is not a real PNG"
+
+
+def test_readme_shows_every_figure_with_numbers(gallery):
+    readme = (gallery / "README.md").read_text()
+    shown = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme))
+    for name in EXPECTED:
+        assert name in shown, f"README does not show {name}"
+    pngs = {p.name for p in gallery.glob("*.png")}
+    assert pngs <= shown, f"figures written but not in the README: {pngs - shown}"
+    assert "| quantity | value |" in readme
+    assert not list(gallery.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_second_run_uses_the_cache(gallery, capsys):
+    cached = sorted(p.name for p in (gallery / ".cache").glob("*.pt"))
+    assert cached, "no trained checkpoint was cached"
+    before = {p: (gallery / ".cache" / p).stat().st_mtime_ns for p in cached}
+    assert main(["gallery", "--out", str(gallery), "--quick", "--section", "mlp_digits"]) == 0
+    err = capsys.readouterr().err
+    assert "cached checkpoint" in err and "train mlp" not in err
+    assert {p: (gallery / ".cache" / p).stat().st_mtime_ns for p in cached} == before
