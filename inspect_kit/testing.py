@@ -56,6 +56,18 @@ def snapshot(model: nn.Module) -> dict[str, Any]:
     }
 
 
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-identical, with NaN equal to NaN (a NaN weight is not a modification)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if torch.equal(a, b):
+        return True
+    if a.is_floating_point() or a.is_complex():
+        return bool(torch.equal(torch.isnan(a), torch.isnan(b))
+                    and torch.equal(torch.nan_to_num(a, 0.0), torch.nan_to_num(b, 0.0)))
+    return False
+
+
 def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Human-readable differences between two snapshots (empty when untouched)."""
     problems: list[str] = []
@@ -66,17 +78,17 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             problems.append(f"parameter {n} disappeared")
             continue
         p2, rg2, dt2, dev2 = after["params"][n]
-        if (dt, dev, p.shape) != (dt2, dev2, p2.shape) or not torch.equal(p, p2):
+        if (dt, dev) != (dt2, dev2) or not _same(p, p2):
             problems.append(f"parameter {n} changed")
         if rg != rg2:
             problems.append(f"requires_grad of {n} changed from {rg} to {rg2}")
     for n, g in before["grads"].items():
         g2 = after["grads"].get(n)
-        if (g is None) != (g2 is None) or (g is not None and not torch.equal(g, g2)):
+        if (g is None) != (g2 is None) or (g is not None and not _same(g, g2)):
             problems.append(f".grad of {n} changed")
     for n, b in before["buffers"].items():
         b2 = after["buffers"].get(n)
-        if b2 is None or b.shape != b2.shape or not torch.equal(b, b2):
+        if b2 is None or not _same(b, b2):
             problems.append(f"buffer {n} changed")
     for n, t in before["training"].items():
         if after["training"].get(n) != t:

@@ -119,3 +119,14 @@ def test_assert_untouched_checks_after_an_error_too():
         with assert_untouched(net):
             net.weight.data.zero_()
             raise ValueError("analysis failed")
+
+
+def test_assert_untouched_accepts_nan_weights_left_as_they_were():
+    net = nn.Linear(2, 2)
+    with torch.no_grad():
+        net.weight[0, 0] = float("nan")
+    with assert_untouched(net):
+        net(torch.ones(1, 2))
+    with pytest.raises(AssertionError, match="weight"):
+        with assert_untouched(net):
+            net.weight.data[0, 0] = 1.0
