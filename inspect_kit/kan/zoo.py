@@ -10,19 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from ..zoo.kan import base_function
 from .basis import bspline_basis, spline_order
 from .protocol import KANAdapter, sym_affine
-
-
-def base_function(name: str, x: torch.Tensor) -> torch.Tensor:
-    """The zoo KAN's residual function by name ("silu", "identity", "zero")."""
-    if name == "silu":
-        return F.silu(x)
-    if name == "identity":
-        return x
-    return torch.zeros_like(x)
 
 
 class ZooKANAdapter(KANAdapter):

@@ -70,7 +70,8 @@ def fit_coef(x: torch.Tensor, y: torch.Tensor, grid: torch.Tensor, k: int) -> to
     return sol.permute(2, 0, 1).to(y.dtype).contiguous()
 
 
-def _base(name: str, x: torch.Tensor) -> torch.Tensor:
+def base_function(name: str, x: torch.Tensor) -> torch.Tensor:
+    """The residual (base) branch by name: "silu", "identity" or "zero"."""
     if name == "silu":
         return F.silu(x)
     if name == "identity":
@@ -146,7 +147,7 @@ class KANLayer(nn.Module):
 
     def edge_values(self, x: torch.Tensor) -> torch.Tensor:
         """Every edge's value ``phi[j, i](x_i)``: ``(B, in)`` -> ``(B, out, in)``."""
-        base = _base(self.base_fun, x).unsqueeze(1)  # (B, 1, in)
+        base = base_function(self.base_fun, x).unsqueeze(1)  # (B, 1, in)
         return self.mask * (self.scale_base * base + self.scale_sp * self.spline(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
