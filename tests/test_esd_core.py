@@ -321,3 +321,18 @@ def test_pykan_and_efficient_kan_layouts():
     assert rows["layers.0.spline_weight[flat]"].mats[0].shape == (12, 80)
     assert rows["layers.0.base_weight"].kind == "kan_base_weight"
     assert rows["layers.0.grid"].skip_reason
+
+
+def test_reused_workspace_buffers_give_each_matrix_its_own_spectrum():
+    """Buffers reused across same-shape matrices (and a bfloat16 one) must not leak old values."""
+    from analyses.esd import spectra
+
+    g = torch.Generator().manual_seed(3)
+    mats = [torch.randn(40, 130, generator=g) * s for s in (1.0, 0.1, 3.0)]
+    mats.append(torch.randn(130, 40, generator=g).to(torch.bfloat16))
+    ws: dict = {}
+    for W in mats:
+        got = spectra.gram_evals([W], workspace=ws)
+        np.testing.assert_allclose(got, _dense_evals([W.float()]), rtol=1e-9,
+                                   atol=1e-12 * float(got.max()))
+    assert ("w", (40, 130)) in ws and ("g", 40) in ws

@@ -57,6 +57,11 @@ def pinned_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def _all_finite(t: torch.Tensor) -> bool:
+    """No NaN or inf in ``t``: a finite sum proves it (one pass, no mask); else check elementwise."""
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
 def _blank_row(lm: LayerMatrix) -> dict[str, Any]:
     row: dict[str, Any] = {k: math.nan for k in ROW_KEYS}
     row.update(
@@ -70,13 +75,13 @@ def _blank_row(lm: LayerMatrix) -> dict[str, Any]:
 
 
 def spectrum(lm: LayerMatrix, mode: str, *, max_evals: int, partial_k: int,
-             seed: int) -> np.ndarray:
+             seed: int, workspace: dict | None = None) -> np.ndarray:
     """The ESD of one layer matrix in ``mode`` (see :mod:`analyses.esd.spectra`)."""
     if len(lm.mats) == 1 and lm.n_cols > max_evals:
         lm.partial = True
         return spectra.topk_evals(lm.mats, partial_k, seed=seed)
     if mode == "fast":
-        return spectra.gram_evals(lm.mats)
+        return spectra.gram_evals(lm.mats, workspace)
     # WeightWatcher's conv2d_norm: each pooled Conv2d slice is scaled by sqrt(1/2) (ESD x 0.5)
     conv2d = lm.ww_type == "conv2d" and lm.kind == "conv2d"
     return spectra.svd_evals(lm.mats, scale=float(np.sqrt(0.5)) if conv2d else None)
@@ -85,19 +90,24 @@ def spectrum(lm: LayerMatrix, mode: str, *, max_evals: int, partial_k: int,
 def analyse_matrix(lm: LayerMatrix, *, mode: str = "fast", min_evals: int = 8,
                    max_evals: int = 15000, partial_k: int = 500, mp_fit: bool = True,
                    randomize: bool = False, detx: bool = True, n_boot: int = 200,
-                   level: float = 0.9, seed: int = 0) -> tuple[dict[str, Any], np.ndarray | None]:
-    """Metrics of one :class:`LayerMatrix` -> ``(row, eigenvalues or None)``."""
+                   level: float = 0.9, seed: int = 0, workspace: dict | None = None,
+                   ) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Metrics of one :class:`LayerMatrix` -> ``(row, eigenvalues or None)``.
+
+    ``workspace``: buffers reused across calls (see :func:`analyses.esd.spectra.gram_evals`).
+    """
     row = _blank_row(lm)
     if lm.skip_reason:
         return row, None
-    if not all(bool(torch.isfinite(m).all()) for m in lm.mats[:1] + lm.mats[1:]):
+    if not all(_all_finite(m) for m in lm.mats):
         row["skip_reason"] = "non-finite values (NaN or inf) in the tensor; fix the weights"
         return row, None
     if lm.n_evals < min_evals:
         row["skip_reason"] = (f"only {lm.n_evals} eigenvalues (< min_evals={min_evals}); too few "
                               "for a power-law fit")
         return row, None
-    ev = spectrum(lm, mode, max_evals=max_evals, partial_k=partial_k, seed=seed)
+    ev = spectrum(lm, mode, max_evals=max_evals, partial_k=partial_k, seed=seed,
+                  workspace=workspace)
     if not len(ev) or float(ev.max()) == 0.0:
         row["skip_reason"] = "all-zero tensor: empty spectrum"
         return row, None
@@ -136,7 +146,8 @@ def analyse_matrix(lm: LayerMatrix, *, mode: str = "fast", min_evals: int = 8,
         reps = 5 if lm.n_evals < 100 else 1
         rand = [spectrum(LayerMatrix(lm.name, lm.param, lm.kind, lm.shape,
                                      spectra.shuffled(lm.mats, rng), ww_type=lm.ww_type),
-                         mode, max_evals=max_evals, partial_k=partial_k, seed=seed)
+                         mode, max_evals=max_evals, partial_k=partial_k, seed=seed,
+                         workspace=workspace)
                 for _ in range(reps)]
         rall = np.sort(np.concatenate(rand))
         rmp = M.mp_fit(rall, lm.n_rows, lm.n_cols)
@@ -233,6 +244,7 @@ def esd(
         rows: list[dict[str, Any]] = []
         evals: dict[str, list[float]] = {}
         done: dict[str, dict[str, Any]] = {}
+        workspace: dict = {}
         with bar(total=len(mats), desc="esd", progress=progress) as pb:
             for i, lm in enumerate(mats):
                 if lm.duplicate_of and lm.duplicate_of in done:
@@ -243,7 +255,8 @@ def esd(
                     continue
                 r, ev = analyse_matrix(lm, mode=mode, min_evals=min_evals, max_evals=max_evals,
                                        partial_k=partial_k, mp_fit=mp_fit, randomize=randomize,
-                                       detx=detx, n_boot=n_boot, level=level, seed=seed + i)
+                                       detx=detx, n_boot=n_boot, level=level, seed=seed + i,
+                                       workspace=workspace)
                 r["duplicate_of"] = None
                 done[lm.name] = r
                 rows.append(r)
