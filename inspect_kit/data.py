@@ -69,6 +69,10 @@ FORMULAS: dict[str, Formula] = {
     "ratio": Formula("x1/x2", ((-1, 1), (0.5, 2))),
     "sin_cos": Formula("sin(x1) + cos(2*x2)", ((-2, 2), (-2, 2))),
     "poly": Formula("x1**2 + x2**3 - x1*x2", ((-1, 1), (-1, 1))),
+    # Feynman equations (Udrescu & Tegmark 2020, AI Feynman database), ranges as there
+    "feynman_I_14_3": Formula("x1*x2*x3", ((1, 5), (1, 5), (1, 5))),             # U = m g z
+    "feynman_II_3_24": Formula("x1/(4*pi*x2**2)", ((1, 5), (1, 5))),              # P / (4 pi r^2)
+    "feynman_I_6_20": Formula("exp(-(x1/x2)**2/2)/(sqrt(2*pi)*x2)", ((-3, 3), (1, 3))),  # gauss
 }
 
 

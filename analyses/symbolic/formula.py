@@ -6,7 +6,8 @@
 * :func:`refit`: every float constant of the composed expression becomes a parameter, fitted
   jointly by L-BFGS (torch, float64) to the network's outputs on the training inputs.
 * :func:`snap`: greedy, one constant at a time, try the simplest nearby ``p/q * K`` with
-  ``K in {1, pi, sqrt2, e, sqrt(pi), 1/sqrt(pi)}``, ``q <= 10``, ``|p| <= 20`` (and 0); keep a snap
+  ``K in {1, pi, sqrt2, e, sqrt(pi), 1/sqrt(pi), sqrt(2/pi), 1/pi}``, ``q <= 10``,
+  ``|p| <= 20`` (and 0); keep a snap
   only when the formula-vs-data MSE after refitting the other constants stays below
   ``MSE_data(before) + 0.2 * min(MSE(before vs network), MSE(network vs data)) + 1e-14 var(y)``
   ("does not hurt the fit": a snap may move the formula towards the data freely, away from it
@@ -37,7 +38,8 @@ from inspect_kit.errors import NonFiniteError
 from .library import Primitive, _sym
 
 CONSTANTS = (("1", 1.0), ("pi", math.pi), ("sqrt(2)", math.sqrt(2)), ("E", math.e),
-             ("sqrt(pi)", math.sqrt(math.pi)), ("1/sqrt(pi)", 1 / math.sqrt(math.pi)))
+             ("sqrt(pi)", math.sqrt(math.pi)), ("1/sqrt(pi)", 1 / math.sqrt(math.pi)),
+             ("sqrt(2/pi)", math.sqrt(2 / math.pi)), ("1/pi", 1 / math.pi))
 
 
 def input_symbols(n: int) -> list[Any]:
@@ -96,6 +98,29 @@ def fold_pow(expr: Any) -> Any:
         return sympy.Float(float(k) ** float(p)) * sympy.Pow(sympy.expand(base / k), p)
 
     return expr.replace(lambda e: isinstance(e, sympy.Pow), rule)
+
+
+def fold_scale(expr: Any) -> Any:
+    """``K (k u + r) -> (K k) (u + r / k)`` for every sum that is a factor of a product, ``k``
+    the float coefficient of its first non-constant term: a product of fitted factors then has one
+    overall scale instead of one per factor (the others are not identifiable), so refits and
+    snapping see a single constant."""
+    import sympy
+
+    def rule(e: Any) -> Any:
+        coeff, rest = sympy.Integer(1), []
+        for f in e.args:
+            if isinstance(f, sympy.Add):
+                terms = [t for t in f.as_ordered_terms() if not t.is_Number]
+                k = terms[0].as_coeff_Mul()[0] if terms else None
+                if k is not None and k.is_Float and k != 0:
+                    coeff *= k
+                    f = sympy.expand(f / k)
+            rest.append(f)
+        return sympy.Mul(coeff, *rest) if coeff != 1 else e
+
+    out = expr.replace(lambda e: isinstance(e, sympy.Mul), rule)
+    return out.xreplace({f: sympy.Integer(1) for f in out.atoms(sympy.Float) if f == 1})
 
 
 def fold_exp(expr: Any) -> Any:

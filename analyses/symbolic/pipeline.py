@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -110,8 +111,14 @@ def symbolic(
     refit_steps: int = 60,
     simplify_seconds: float = 5.0,
     rule: str = "tolerance",
+    structure: bool = True,
 ) -> SymbolicResult:
     """The symbolic formula of a KAN ``model`` on ``data`` (training split by default).
+
+    Two routes per output: the formula composed edge by edge, and (``structure=True``) one built
+    from separable blocks found by querying the network (:mod:`.structure`, AI Feynman's
+    additive/multiplicative tests). Both are refitted, snapped and simplified; the structure
+    formula replaces the edge one when :func:`_prefer` says so (``details["routes"]``).
 
     Args:
         library: primitive names / sympy strings / :class:`Primitive` (default: the full library).
@@ -187,16 +194,15 @@ def symbolic(
         pbar.update(1)
 
         t = time.perf_counter()
-        final, snapped = [], []
-        for k, e in enumerate(fitted):
-            ok_data = y_dat is not None and y_dat.shape[1] == len(fitted)
+        ok_data = y_dat is not None and y_dat.shape[1] == len(fitted)
+
+        def polish(e: Any, k: int) -> tuple[Any, bool]:
+            """Snap (when the formula already fits the data), refit, simplify; twice if needed."""
             do_snap = bool(snap and ok_data and fm.r2_score(fm.evaluate(e, syms, Xs),
                                                             y_dat[sub, k]) >= snap_min_r2)
             for _round in range(2):  # snap, refit, simplify; again if simplify changed things
                 if do_snap:  # snapping a formula that misses the data is pointless
                     e = fm.snap(e, syms, Xs, y_dat[sub, k], y_net_s[:, k])
-                    if k not in snapped:
-                        snapped.append(k)
                 e = fm.refit(e, syms, Xs, y_net_s[:, k], steps=refit_steps)
                 s, ok = fm.simplify_with_timeout(e, simplify_seconds)
                 changed = False
@@ -207,8 +213,35 @@ def symbolic(
                         e, changed = s, True
                 if not (changed and do_snap and fm.floats(e)):
                     break
+            return e, do_snap
+
+        final, snapped = [], []
+        for k, e in enumerate(fitted):
+            e, did = polish(e, k)
+            if did:
+                snapped.append(k)
             final.append(e)
         timings["snap_simplify"] = time.perf_counter() - t
+        t = time.perf_counter()
+        routes: list[dict[str, Any]] = []
+        for k in range(len(final)):
+            target = y_dat[:, k] if ok_data else y_net[:, k]
+            with np.errstate(all="ignore"):
+                r2_edge = fm.r2_score(fm.evaluate(final[k], syms, Xd), target)
+            r2_edge = r2_edge if math.isfinite(r2_edge) else -1e300
+            route = {"chosen": "edges", "edges": {"formula": str(final[k]), "r2": r2_edge,
+                                                  "n_ops": fm.op_count(final[k])}}
+            if structure:
+                cand, route["structure"] = _structure_route(
+                    adapter, k, Xd, y_net, y_dat if ok_data else None, lib, syms, seed, polish,
+                    refit_steps)
+                if cand is not None and _prefer(route["structure"], route["edges"]):
+                    final[k] = cand
+                    route["chosen"] = "structure"
+                    if ok_data and k not in snapped:
+                        snapped.append(k)
+            routes.append(route)
+        timings["structure"] = time.perf_counter() - t
         pbar.update(1)
 
         with np.errstate(all="ignore"):
@@ -230,7 +263,8 @@ def symbolic(
     details = {
         "latex": [fm.to_latex(e) for e in final], "n_ops": sum(fm.op_count(e) for e in final),
         "formula_raw": raw, "singularities": [d for e in final for d, _ in fm.singularities(e)],
-        "exact_check": detail, "timings": timings, "snapped_outputs": snapped, "library": to_spec(lib),
+        "exact_check": detail, "routes": routes, "timings": timings, "snapped_outputs": snapped,
+        "library": to_spec(lib),
         "n_inputs": adapter.widths[0], "family": adapter.family, "widths": list(adapter.widths),
         "prune": prune, "n_samples": int(len(X)), "curves": curves, "seed": seed,
         "note": ("model not modified: pruning applies to the formula (edges below the attribution "
@@ -239,6 +273,48 @@ def symbolic(
     return SymbolicResult(edges=edges, formula=text, formula_r2_model=r2_model,
                           formula_r2_data=r2_data, exact=exact,
                           seconds=time.perf_counter() - t0, details=details)
+
+
+def _prefer(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether route ``new`` beats ``old``: fewer operations with ``1 - R^2`` at most twice the
+    other's (+1e-9), or equal-or-more operations with ``1 - R^2`` under half the other's."""
+    if new.get("r2") is None or not math.isfinite(new["r2"]):
+        return False
+    e_new, e_old = max(0.0, 1.0 - new["r2"]), max(0.0, 1.0 - old["r2"])
+    if new["n_ops"] < old["n_ops"]:
+        return e_new <= 2.0 * e_old + 1e-9
+    return e_new < 0.5 * e_old
+
+
+def _structure_route(adapter: Any, k: int, Xd: torch.Tensor, y_net: torch.Tensor,
+                     y_dat: torch.Tensor | None, lib: list[Primitive], syms: list[Any], seed: int,
+                     polish: Any, refit_steps: int) -> tuple[Any, dict[str, Any]]:
+    """Separable-structure candidate for output ``k`` (see :mod:`.structure`), polished."""
+    from .structure import separable_formula
+
+    target = y_dat[:, k] if y_dat is not None else y_net[:, k]
+    # separability tolerance: 10x the network's own relative error on the data (>= 1e-3)
+    rel = math.sqrt(max(0.0, 1.0 - fm.r2_score(y_net[:, k], target))) if y_dat is not None else 0
+    tol = min(0.05, max(1e-3, 10.0 * rel))
+
+    def net(Z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return adapter.forward_from_edges(Z)[:, k].double()
+
+    try:
+        expr, info = separable_formula(net, Xd, lib, syms, tol=tol, seed=seed)
+    except (OptionError, ValueError, RuntimeError) as err:  # a failed candidate is not fatal
+        return None, {"error": f"{type(err).__name__}: {err}"}
+    if expr is None:
+        return None, {"info": info, "formula": None}
+    expr = fm.fold_scale(fm.fold_pow(fm.fold_exp(expr)))  # one constant per scale
+    sub = torch.linspace(0, len(Xd) - 1, min(len(Xd), 512)).round().long().unique()
+    expr = fm.refit(expr, syms, Xd[sub], y_net[sub, k], steps=refit_steps)
+    expr, _ = polish(expr, k)
+    with np.errstate(all="ignore"):
+        r2 = fm.r2_score(fm.evaluate(expr, syms, Xd), target)
+    return expr, {"info": info, "formula": str(expr), "r2": r2 if math.isfinite(r2) else None,
+                  "n_ops": fm.op_count(expr)}
 
 
 def prune_model(model: Any, data: Any, threshold: float) -> Any:

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", metavar="EXPR", default=None,
                         help="ground-truth formula in x1..xn for the exact-recovery check; "
                              "'auto' uses the formula of a formula:NAME data set")
+    parser.add_argument("--no-structure", dest="structure", action="store_false",
+                        help="only compose the edge fits; skip the separability route (the "
+                             "network queried for additive/multiplicative splits)")
     add_output_args(parser)
 
 
@@ -48,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
             raise OptionError("--truth auto needs formula:NAME data; give the expression instead")
     data = bundle.split(args.split) if isinstance(bundle, DataBundle) else bundle
     result = symbolic(model, data, library=args.library, prune=args.prune, truth=truth,
-                      seed=args.seed)
-    print(f"formula: {result.formula}")
+                      seed=args.seed, structure=args.structure)
+    routes = ", ".join(r["chosen"] for r in result.details.get("routes", []))
+    print(f"formula: {result.formula}" + (f"  (route: {routes})" if routes else ""))
     print(f"R^2 vs network {result.formula_r2_model:.8f}; vs data "
           f"{result.formula_r2_data if result.formula_r2_data is None else round(result.formula_r2_data, 8)}"
           + ("" if result.exact is None else f"; exact recovery: {result.exact}"))

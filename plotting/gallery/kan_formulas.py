@@ -55,7 +55,9 @@ def render(g: Gallery) -> None:
               "Each edge drawn from its sampled curve, opacity by backward attribution, fitted "
               "primitive named in red; pruned edges are gone.",
               {"truth": data.truth, "formula found": res.formula,
-               "exact recovery": res.exact, "R² formula vs network": res.formula_r2_model,
+               "exact recovery": res.exact,
+               "route": ", ".join(r["chosen"] for r in res.details["routes"]),
+               "R² formula vs network": res.formula_r2_model,
                "R² formula vs data": res.formula_r2_data, "symbolic seconds": res.seconds})
         g.add(edge_fits(res, samples), f"kan_{name}_edges.png", f"KAN on {data.truth}: edge fits",
               "Every active edge's spline (black) against its chosen formula c f(a x + b) + d "

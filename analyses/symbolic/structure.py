@@ -1,0 +1,206 @@
+"""Separable structure of a trained network, found by querying it as an oracle.
+
+AI Feynman (Udrescu & Tegmark 2020, "AI Feynman: a physics-inspired method for symbolic
+regression", Sci. Adv. 6:eaay2631, §"Separability") fits a network to the data and then asks the
+*network* whether the target splits into functions of fewer variables. We do the same with the
+trained KAN (any callable works): for a split of the input variables into ``S`` and its
+complement ``C``, evaluate the network on the outer grid ``F_ij = f(x_S^(i), x_C^(j))``
+(``x^(i)`` rows of the data, the other variables at a reference point) and measure
+
+    additive        f = g(x_S) + h(x_C)   <=>  F - row means - column means + mean = 0
+    multiplicative  f = g(x_S) * h(x_C)   <=>  rank F = 1
+
+by the residuals ``r_add = ||F_dc||_F / ||F - mean(F)||_F`` (``F_dc`` the doubly-centred matrix)
+and ``r_mul = sqrt(sum_{k >= 2} s_k^2) / ||F - mean(F)||_F`` (``s_k`` singular values of ``F``;
+the centred norm in the denominator so that a constant offset cannot hide structure). A split is
+accepted when its residual is below ``tol``; blocks are split recursively until every block is a
+single variable.
+
+Each univariate block ``g(x_i)`` (the network with every other variable held at the reference
+point) is sampled on a dense grid over the data range and fitted with the primitive library as
+one edge, also after AI Feynman's output transforms ``log|y|`` and ``1/y`` (when ``y`` keeps one
+sign), so ``exp(sin(pi x))`` or ``1/(a x + b)`` are single fits. The block expressions are
+combined as ``g + h - f(ref)`` and ``g h / f(ref)``; the caller refits all constants jointly
+against the network and snaps them (:mod:`.formula`).
+
+The result is a *candidate*: :func:`analyses.symbolic.pipeline.symbolic` compares it with the
+formula composed edge by edge and keeps the simpler one unless it fits worse (rule there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .fit import fit_edges
+from .formula import edge_expr
+from .library import Primitive
+from .select import choose
+
+Net = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One accepted split of ``vars`` into ``left``/``right`` (``kind``: "add" or "mul")."""
+
+    kind: str
+    left: tuple[int, ...]
+    right: tuple[int, ...]
+    residual: float
+
+
+def _grid(fn: Net, ref: torch.Tensor, S: Sequence[int], C: Sequence[int], XS: torch.Tensor,
+          XC: torch.Tensor) -> torch.Tensor:
+    """``F[i, j] = fn(x with x_S = XS[i], x_C = XC[j], the rest = ref)``."""
+    n, m = len(XS), len(XC)
+    X = ref.repeat(n * m, 1)
+    X[:, list(S)] = XS.repeat_interleave(m, 0)
+    X[:, list(C)] = XC.repeat(n, 1)
+    with torch.no_grad():
+        return fn(X).reshape(n, m).double()
+
+
+def residuals(F: torch.Tensor) -> tuple[float, float]:
+    """``(r_add, r_mul)`` of an outer-grid matrix ``F`` (definitions in the module docstring)."""
+    F = F.double()
+    cen = float((F - F.mean()).norm())
+    if not math.isfinite(cen) or cen == 0.0:
+        return math.inf, math.inf
+    dc = F - F.mean(0, keepdim=True) - F.mean(1, keepdim=True) + F.mean()
+    s = torch.linalg.svdvals(F)
+    return float(dc.norm()) / cen, float(s[1:].norm()) / cen
+
+
+def best_split(fn: Net, X: torch.Tensor, ref: torch.Tensor, variables: Sequence[int], *,
+               tol: float, n_query: int = 48, seed: int = 0) -> Split | None:
+    """The split of ``variables`` with the smallest residual below ``tol`` (None if none is).
+
+    Tried: every single variable against the rest, and every bipartition when there are at most
+    four variables.
+    """
+    V = list(variables)
+    if len(V) < 2:
+        return None
+    g = torch.Generator().manual_seed(seed)
+    splits: list[tuple[int, ...]] = [(v,) for v in V]
+    if len(V) <= 4:
+        for r in range(2, len(V) // 2 + 1):
+            splits += [c for c in itertools.combinations(V, r) if c not in splits]
+    best: Split | None = None
+    for S in splits:
+        C = tuple(v for v in V if v not in S)
+        iS = torch.randperm(len(X), generator=g)[:n_query]
+        iC = torch.randperm(len(X), generator=g)[:n_query]
+        F = _grid(fn, ref, S, C, X[iS][:, list(S)], X[iC][:, list(C)])
+        r_add, r_mul = residuals(F)
+        for kind, r in (("add", r_add), ("mul", r_mul)):
+            if r < tol and (best is None or r < best.residual):
+                best = Split(kind, tuple(S), C, r)
+    return best
+
+
+def _reference(fn: Net, X: torch.Tensor, n: int = 256) -> torch.Tensor:
+    """A data row where ``|fn|`` is largest among ``n`` evenly spaced rows (safe divisor)."""
+    idx = torch.linspace(0, len(X) - 1, min(n, len(X))).round().long().unique()
+    with torch.no_grad():
+        v = fn(X[idx]).double().reshape(-1).abs()
+    return X[idx[int(torch.argmax(v))]].clone()
+
+
+def fit_univariate(x: torch.Tensor, y: torch.Tensor, library: Sequence[Primitive], var: Any, *,
+                   transforms: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Best library expression of ``y(x)`` in ``var``, also via ``log|y|`` and ``1/y``.
+
+    Every transform's choice (:func:`analyses.symbolic.select.choose` on held-out odd points) is
+    mapped back to ``y`` and scored by R^2 there; the simplest whose ``1 - R^2`` is within a
+    factor 2 (+1e-10) of the best one's wins. Returns ``(expression, info)``.
+    """
+    import sympy
+
+    x = x.double().reshape(-1)
+    y = y.double().reshape(-1)
+    fit_idx, val_idx = torch.arange(0, len(x), 2), torch.arange(1, len(x), 2)
+    cands: list[tuple[str, torch.Tensor]] = [("id", y)]
+    if transforms:
+        amin, amax = float(y.abs().min()), float(y.abs().max())
+        one_sign = bool((y > 0).all() or (y < 0).all())
+        if one_sign and amin > 1e-6 * amax:
+            cands += [("log", torch.log(y.abs())), ("inv", 1.0 / y)]
+    sst = float(((y - y.mean()) ** 2).sum())
+    results = []
+    for name, t in cands:
+        table = fit_edges(x[fit_idx][None], t[fit_idx][None], library, x_val=x[val_idx][None],
+                          y_val=t[val_idx][None], progress=False)
+        row = choose(table)[0]
+        prim = next(p for p in library if p.name == row["function"])
+        inner = edge_expr(prim, row["params"], var, row.get("poly"))
+        sign = 1.0 if float(y[0]) > 0 else -1.0
+        expr = {"id": inner, "log": sign * sympy.exp(inner), "inv": 1 / inner}[name]
+        fn = sympy.lambdify([var], expr, "numpy")
+        with np.errstate(all="ignore"):
+            pred = np.broadcast_to(np.asarray(fn(x.numpy()), dtype=float), (len(x),))
+        sse = float(((pred - y.numpy()) ** 2).sum())
+        r2 = 1.0 - sse / sst if sst > 0 and math.isfinite(sse) else -math.inf
+        results.append((name, expr, r2, float(row["complexity"]), row["function"]))
+    best_err = min(1.0 - r[2] for r in results)
+    ok = [r for r in results if 1.0 - r[2] <= 2.0 * best_err + 1e-10]
+    name, expr, r2, cx, fn_name = min(ok, key=lambda r: (r[3], cands.index(
+        next(c for c in cands if c[0] == r[0]))))
+    return expr, {"transform": name, "function": fn_name, "r2": r2, "complexity": cx}
+
+
+def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], syms: Sequence[Any],
+                      *, tol: float = 1e-2, n_points: int = 201, seed: int = 0,
+                      ) -> tuple[Any | None, dict[str, Any]]:
+    """A formula of ``fn`` (scalar output) built from separable blocks, or None.
+
+    None when some block of two or more variables has no split below ``tol`` (then the
+    network's structure is not fully separable and the edge-by-edge formula is the one to use).
+    ``info`` records the splits, residuals and each univariate fit.
+    """
+    import sympy
+
+    X = X.double()
+    ref = _reference(fn, X)
+    f_ref = float(fn(ref[None]).double().reshape(-1)[0])
+    lo, hi = X.min(0).values, X.max(0).values
+    info: dict[str, Any] = {"splits": [], "leaves": [], "tol": tol}
+
+    def build(variables: tuple[int, ...]) -> Any | None:
+        if len(variables) == 1:
+            i = variables[0]
+            xs = torch.linspace(float(lo[i]), float(hi[i]), n_points, dtype=torch.float64)
+            Xq = ref.repeat(n_points, 1)
+            Xq[:, i] = xs
+            with torch.no_grad():
+                ys = fn(Xq).double().reshape(-1)
+            if float(ys.max() - ys.min()) <= 1e-12 * max(1.0, float(ys.abs().max())):
+                info["leaves"].append({"var": i, "function": "constant"})
+                return sympy.Float(float(ys.mean()))
+            expr, leaf = fit_univariate(xs, ys, library, syms[i])
+            info["leaves"].append({"var": i, **leaf})
+            return expr
+        sp = best_split(fn, X, ref, variables, tol=tol, seed=seed)
+        if sp is None:
+            info["splits"].append({"vars": list(variables), "split": None})
+            return None
+        info["splits"].append({"vars": list(variables), "kind": sp.kind, "left": list(sp.left),
+                               "right": list(sp.right), "residual": sp.residual})
+        left, right = build(sp.left), build(sp.right)
+        if left is None or right is None:
+            return None
+        c = sympy.Float(f_ref)
+        return left + right - c if sp.kind == "add" else left * right / c
+
+    expr = build(tuple(range(X.shape[1])))
+    return expr, info
+
+
+__all__ = ["Split", "best_split", "fit_univariate", "residuals", "separable_formula"]

@@ -1,0 +1,119 @@
+"""Exact formula recovery: pykan 0.2.8's default pipeline vs ``analyses.symbolic.discover``.
+
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_symbolic_feynman.py [--tool pykan|ours|both]
+[--only NAME ...] [--out results.jsonl]`` from the repository root.
+
+Fixed set (``inspect_kit.data.FORMULAS``, 1000 noise-free training points drawn with seed 0 on
+the AI Feynman ranges): the pykan README formula and seven Feynman-style equations.
+
+* pykan (the reference study's "default pipeline", /work/shared/reference/pykan.md §3b):
+  ``KAN([d, 5, 1], grid=5, k=3, seed=0)``, ``fit(opt="LBFGS", steps=40, lamb=1e-3)``,
+  ``prune()``, fit 40 steps, ``auto_symbolic()`` (its defaults: full library, weight_simple 0.8),
+  fit 40 steps (affine parameters), ``symbolic_formula()``.
+* ours: ``discover(formula:NAME, seed=0)`` at its defaults (zoo KAN [d, 5, 1], grid 5, 40 L-BFGS
+  steps with lamb 1e-3, prune 0.01, 20 steps, grid 10, 20 steps, then ``symbolic``: edge route and
+  separability route, refit, snapping, simplification).
+
+Exact = the formula agrees with the truth to 1e-8 * max(1, max|truth|) on 256 seeded points of the
+data box (``analyses.symbolic.formula.exact_match``), the same check for both tools. Each finished
+equation is appended to ``--out`` as one JSON line (a rerun skips what is there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+SET = ["exp_sin", "gaussian", "product", "ratio", "hypot", "feynman_I_14_3", "feynman_II_3_24",
+       "feynman_I_6_20"]
+
+
+def run_pykan(name: str) -> dict:
+    import sympy
+    from kan import KAN
+
+    from analyses.symbolic import formula as fm
+    from inspect_kit.data import load_data
+
+    b = load_data(f"formula:{name}", seed=0)
+    ds = {"train_input": b.x_train.float(), "train_label": b.y_train.float().reshape(-1, 1),
+          "test_input": b.x_test.float(), "test_label": b.y_test.float().reshape(-1, 1)}
+    d = ds["train_input"].shape[1]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        model = KAN(width=[d, 5, 1], grid=5, k=3, seed=0, ckpt_path=tmp, auto_save=False)
+        model.fit(ds, opt="LBFGS", steps=40, lamb=1e-3, log=1000)
+        model = model.prune()
+        model.fit(ds, opt="LBFGS", steps=40, log=1000)
+        model(ds["train_input"])
+        t_sym = time.perf_counter()
+        model.auto_symbolic(verbose=0)
+        t_sym = time.perf_counter() - t_sym
+        model.fit(ds, opt="LBFGS", steps=40, log=1000)
+        expr = model.symbolic_formula()[0][0]
+    total = time.perf_counter() - t0
+    syms = fm.input_symbols(d)
+    expr = expr.xreplace({s: syms[int(str(s).split("_")[1]) - 1] for s in expr.free_symbols})
+    X = b.x_train.double()
+    box = np.stack([X.min(0).values.numpy(), X.max(0).values.numpy()], 1)
+    chk = fm.exact_match(expr, b.truth, syms, box, seed=0)
+    with np.errstate(all="ignore"):
+        r2 = fm.r2_score(fm.evaluate(expr, syms, X), b.y_train.double().reshape(-1))
+    return {"tool": "pykan", "formula": name, "truth": b.truth, "found": str(sympy.N(expr, 6)),
+            "exact": chk["exact"], "r2_data": r2, "auto_symbolic_s": t_sym, "total_s": total}
+
+
+def run_ours(name: str) -> dict:
+    from analyses.symbolic.pipeline import discover
+
+    t0 = time.perf_counter()
+    res, _ = discover(f"formula:{name}", seed=0, progress=False)
+    route = res.details["routes"][0]["chosen"]
+    return {"tool": "inspect-kit", "formula": name, "truth": res.details["exact_check"]["truth"],
+            "found": res.formula, "exact": res.exact, "r2_data": res.formula_r2_data,
+            "route": route, "symbolic_s": res.seconds, "total_s": time.perf_counter() - t0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tool", choices=["pykan", "ours", "both"], default="both")
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--out", default="/tmp/bench_symbolic_feynman.jsonl")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    done = set()
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            done = {(r["tool"], r["formula"]) for r in map(json.loads, f)}
+    tools = ["inspect-kit", "pykan"] if args.tool == "both" else (
+        ["pykan"] if args.tool == "pykan" else ["inspect-kit"])
+    for name in args.only or SET:
+        for tool in tools:
+            if (tool, name) in done:
+                continue
+            try:
+                row = run_pykan(name) if tool == "pykan" else run_ours(name)
+            except Exception as err:  # a crash of either tool is a result, not a benchmark failure
+                row = {"tool": tool, "formula": name, "exact": False,
+                       "error": f"{type(err).__name__}: {err}"[:300]}
+            print(json.dumps(row), flush=True)
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    with open(args.out) as f:
+        rows = [json.loads(line) for line in f]
+    for tool in tools:
+        rs = [r for r in rows if r["tool"] == tool]
+        print(f"{tool}: exact {sum(bool(r['exact']) for r in rs)}/{len(rs)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
