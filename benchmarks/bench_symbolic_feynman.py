@@ -15,7 +15,11 @@ the AI Feynman ranges): the pykan README formula and seven Feynman-style equatio
   separability route, refit, snapping, simplification).
 
 Exact = the formula agrees with the truth to 1e-8 * max(1, max|truth|) on 256 seeded points of the
-data box (``analyses.symbolic.formula.exact_match``), the same check for both tools. Each finished
+data box (``analyses.symbolic.formula.exact_match``), the same check for both tools. pykan works
+in float32 (its pi is 3.14159274), so its formula is checked three ways and counted exact if any
+passes: as returned, after its own ``ex_round(formula, 4)``, and after *our* constant snapping
+(refit to pykan's network, ``snap`` against the data, refit, simplify: the same post-processing
+our formulas get). A pykan exception is recorded as not exact, with the message. Each finished
 equation is appended to ``--out`` as one JSON line (a rerun skips what is there).
 """
 
@@ -60,16 +64,48 @@ def run_pykan(name: str) -> dict:
         t_sym = time.perf_counter() - t_sym
         model.fit(ds, opt="LBFGS", steps=40, log=1000)
         expr = model.symbolic_formula()[0][0]
+        with torch.no_grad():
+            y_net = model(ds["train_input"]).double().reshape(-1)
     total = time.perf_counter() - t0
     syms = fm.input_symbols(d)
     expr = expr.xreplace({s: syms[int(str(s).split("_")[1]) - 1] for s in expr.free_symbols})
     X = b.x_train.double()
+    y = b.y_train.double().reshape(-1)
     box = np.stack([X.min(0).values.numpy(), X.max(0).values.numpy()], 1)
-    chk = fm.exact_match(expr, b.truth, syms, box, seed=0)
-    with np.errstate(all="ignore"):
-        r2 = fm.r2_score(fm.evaluate(expr, syms, X), b.y_train.double().reshape(-1))
-    return {"tool": "pykan", "formula": name, "truth": b.truth, "found": str(sympy.N(expr, 6)),
-            "exact": chk["exact"], "r2_data": r2, "auto_symbolic_s": t_sym, "total_s": total}
+    variants = {"raw": expr, "ex_round4": ex_round(expr, 4), "our_snap": our_snapping(expr, syms, X, y,
+                                                                                     y_net)}
+    out = {"tool": "pykan", "formula": name, "truth": b.truth, "found": str(sympy.N(expr, 6)),
+           "auto_symbolic_s": t_sym, "total_s": total}
+    for key, e in variants.items():
+        chk = fm.exact_match(e, b.truth, syms, box, seed=0)
+        with np.errstate(all="ignore"):
+            r2 = fm.r2_score(fm.evaluate(e, syms, X), y)
+        out[key] = {"formula": str(sympy.N(e, 6)), "exact": chk["exact"], "r2_data": r2}
+    out["exact"] = any(v["exact"] for v in out.values() if isinstance(v, dict))
+    out["r2_data"] = out["raw"]["r2_data"]
+    return out
+
+
+def ex_round(expr, digits: int):
+    from kan.utils import ex_round as kan_ex_round
+
+    return kan_ex_round(expr, digits)
+
+
+def our_snapping(expr, syms, X: torch.Tensor, y: torch.Tensor, y_net: torch.Tensor):
+    """The post-processing :func:`analyses.symbolic.symbolic` applies to its own formulas."""
+    from analyses.symbolic import formula as fm
+
+    sub = torch.linspace(0, len(X) - 1, 512).round().long().unique()
+    Xs, ys, yn = X[sub], y[sub], y_net[sub]
+    e = fm.refit(fm.numeric(expr), syms, Xs, yn, steps=60)
+    for _ in range(2):
+        e = fm.snap(e, syms, Xs, ys, yn)
+        e = fm.refit(e, syms, Xs, yn, steps=60)
+        s, ok = fm.simplify_with_timeout(e, 5.0)
+        if ok and fm.op_count(s) <= fm.op_count(e):
+            e = s
+    return e
 
 
 def run_ours(name: str) -> dict:

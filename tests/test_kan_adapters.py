@@ -458,3 +458,40 @@ def test_pykan_repeated_knots_follow_pykan_convention(tmp_path):
         m.act_fun[0].grid[2, 5] = m.act_fun[0].grid[2, 4]
     x = x_data(200, 3)
     assert torch.allclose(adapter_for(m).forward_from_edges(x), m(x), atol=TOL, rtol=0)
+
+
+def test_pykan_mult_node_network_composes_to_its_own_forward(tmp_path):
+    """A real MultKAN [2, [0, 1], 1] (one multiplication node) whose edges are pykan symbolic
+    functions with non-trivial affines, plus node/sub-node affines: the composed formula (edge
+    route only) must equal pykan's own forward on fresh points."""
+    from analyses.symbolic import formula as fm
+    from analyses.symbolic.pipeline import symbolic
+
+    gen = torch.Generator().manual_seed(1)
+    m = pykan_model(tmp_path, [2, [0, 1], 1])
+    for l, i, j, fun, aff in [(0, 0, 0, "sin", [1.3, 0.2, 0.9, 0.1]), (0, 1, 1, "exp", [0.7, -0.1, 1.1, 0.3]),
+                              (0, 1, 0, "0", None), (0, 0, 1, "0", None),
+                              (1, 0, 0, "x^2", [0.8, 0.4, 1.2, -0.5])]:
+        m.fix_symbolic(l, i, j, fun, fit_params_bool=False, verbose=False, log_history=False)
+        if aff is not None:
+            m.symbolic_fun[l].affine.data[j, i] = torch.tensor(aff)
+    with torch.no_grad():
+        for l in range(m.depth):
+            for p in (m.subnode_scale[l], m.node_scale[l]):
+                p.copy_(1 + 0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+            for p in (m.subnode_bias[l], m.node_bias[l]):
+                p.copy_(0.2 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    X = x_data(600, 2, scale=1.0)
+    with torch.no_grad():
+        Y = m(X)
+    with assert_untouched(m):
+        res = symbolic(m, (X, Y), library=["x", "x^2", "sin", "exp"], structure=False,
+                       snap=False, progress=False)
+    funcs = {(e["layer"], e["out"], e["in"]): e["function"] for e in res.edges
+             if not e["masked"] and e["function"] != "0"}
+    assert funcs == {(0, 0, 0): "sin", (0, 1, 1): "exp", (1, 0, 0): "x^2"}
+    Z = x_data(200, 2, seed=5, scale=1.0)
+    with torch.no_grad():
+        ref = m(Z).reshape(-1)
+    got = fm.evaluate(res.sympy()[0], fm.input_symbols(2), Z)
+    torch.testing.assert_close(got, ref, rtol=1e-7, atol=1e-7)

@@ -102,3 +102,13 @@ def test_discover_recovers_a_product_exactly_through_the_structure_route():
     assert res.details["routes"][0]["chosen"] == "structure"
     assert sympy.simplify(res.sympy()[0] - sympy.Symbol("x1", real=True)
                           * sympy.Symbol("x2", real=True)) == 0
+
+
+def test_functions_the_torch_printer_lacks_are_evaluated():
+    """sympy.simplify may return cot/sec/csc...; evaluating them must work (found by a 3-variable
+    Feynman run that crashed in the exact check)."""
+    x, y = fm.input_symbols(2)
+    e = sympy.cot(x) + sympy.sec(y) * sympy.csc(x + 2) + sympy.coth(y + 2) + sympy.acot(x + 3)
+    X = _box([0.2, 0.2], [1, 1], n=20)
+    ref = sympy.lambdify([x, y], e, "numpy")(X[:, 0].numpy(), X[:, 1].numpy())
+    np.testing.assert_allclose(fm.evaluate(e, [x, y], X).numpy(), ref, rtol=1e-12)

@@ -156,10 +156,27 @@ def numeric(expr: Any) -> Any:
                         lambda e: sympy.Float(e.evalf()))
 
 
+def torch_printable(expr: Any) -> Any:
+    """``expr`` with the functions sympy's torch printer lacks (``cot``, ``sec``, ``csc``,
+    ``coth``, ``sech``, ``csch``, ``acot``, ``asec``, ``acsc``; ``simplify`` likes them) rewritten
+    through ones it has."""
+    import sympy
+
+    rules = {sympy.cot: lambda u: 1 / sympy.tan(u), sympy.sec: lambda u: 1 / sympy.cos(u),
+             sympy.csc: lambda u: 1 / sympy.sin(u), sympy.coth: lambda u: 1 / sympy.tanh(u),
+             sympy.sech: lambda u: 1 / sympy.cosh(u), sympy.csch: lambda u: 1 / sympy.sinh(u),
+             sympy.acot: lambda u: sympy.atan(1 / u), sympy.asec: lambda u: sympy.acos(1 / u),
+             sympy.acsc: lambda u: sympy.asin(1 / u)}
+    for f, g in rules.items():
+        if expr.has(f):
+            expr = expr.replace(f, g)
+    return expr
+
+
 def lambdify_torch(expr: Any, args: Sequence[Any]) -> Callable:
     import sympy
 
-    fn = sympy.lambdify(list(args), numeric(expr), "torch")
+    fn = sympy.lambdify(list(args), torch_printable(numeric(expr)), "torch")
 
     def g(*a: torch.Tensor) -> torch.Tensor:
         out = fn(*a)

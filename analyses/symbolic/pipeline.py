@@ -302,7 +302,8 @@ def _structure_route(adapter: Any, k: int, Xd: torch.Tensor, y_net: torch.Tensor
             return adapter.forward_from_edges(Z)[:, k].double()
 
     try:
-        expr, info = separable_formula(net, Xd, lib, syms, tol=tol, seed=seed)
+        noise = float(((y_net[:, k] - y_dat[:, k]) ** 2).mean()) if y_dat is not None else 0.0
+        expr, info = separable_formula(net, Xd, lib, syms, tol=tol, seed=seed, noise_mse=noise)
     except (OptionError, ValueError, RuntimeError) as err:  # a failed candidate is not fatal
         return None, {"error": f"{type(err).__name__}: {err}"}
     if expr is None:

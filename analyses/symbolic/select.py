@@ -43,13 +43,13 @@ def pareto_front(cx: np.ndarray, err: np.ndarray, eligible: np.ndarray) -> list[
 
 
 def pick(cx: np.ndarray, err: np.ndarray, front: list[int], *, rule: str = "tolerance",
-         tol: float = 3.0, n: int = 100) -> int | None:
+         tol: float = 3.0, n: int = 100, err_floor: float = 0.0) -> int | None:
     """The chosen column of one edge (see the module docstring), None when nothing is eligible."""
     if not front:
         return None
     if rule == "tolerance":
         best = min(err[k] for k in front)
-        ok = [k for k in front if err[k] <= tol * best + 1e-12]
+        ok = [k for k in front if err[k] <= max(tol * best, err_floor) + 1e-12]
         return min(ok, key=lambda k: (cx[k], err[k], k))
     if rule == "bic":
         score = {k: n * np.log(max(err[k], 1e-300) + 1e-15) + cx[k] * np.log(n) for k in front}
@@ -66,6 +66,7 @@ def choose(
     rule: str = "tolerance",
     tol: float = 3.0,
     n_val: int = 100,
+    err_floor: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Per edge: the chosen primitive, its parameters and fit quality, and the Pareto front.
 
@@ -89,7 +90,7 @@ def choose(
                        r2=None, r2_val=None, complexity=0.0, column=None, zeroed=True)
             out.append(row)
             continue
-        k = pick(cx, err, front, rule=rule, tol=tol, n=n_val)
+        k = pick(cx, err, front, rule=rule, tol=tol, n=n_val, err_floor=err_floor)
         if k is None:  # nothing eligible: the best finite fit, else the cubic fallback
             fin = np.where(np.isfinite(table.r2_val[e]), table.r2_val[e], -np.inf)
             k = int(np.argmax(fin)) if np.isfinite(fin).any() else None

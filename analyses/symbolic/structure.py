@@ -107,38 +107,49 @@ def best_split(fn: Net, X: torch.Tensor, ref: torch.Tensor, variables: Sequence[
 
 
 def _reference(fn: Net, X: torch.Tensor, n: int = 256) -> torch.Tensor:
-    """A data row where ``|fn|`` is largest among ``n`` evenly spaced rows (safe divisor)."""
+    """The reference point: among ``n`` evenly spaced data rows inside the central half of every
+    variable's range (where a network is most accurate), the one with the largest ``|fn|`` (a
+    safe divisor for multiplicative blocks); all rows when none is central."""
     idx = torch.linspace(0, len(X) - 1, min(n, len(X))).round().long().unique()
+    q = torch.quantile(X.double(), torch.tensor([0.25, 0.75], dtype=torch.float64), dim=0)
+    central = ((X[idx] >= q[0]) & (X[idx] <= q[1])).all(1)
+    if int(central.sum()) >= 3:
+        idx = idx[central]
     with torch.no_grad():
         v = fn(X[idx]).double().reshape(-1).abs()
     return X[idx[int(torch.argmax(v))]].clone()
 
 
 def fit_univariate(x: torch.Tensor, y: torch.Tensor, library: Sequence[Primitive], var: Any, *,
-                   transforms: bool = True) -> tuple[Any, dict[str, Any]]:
+                   transforms: bool = True, noise_mse: float = 0.0) -> tuple[Any, dict[str, Any]]:
     """Best library expression of ``y(x)`` in ``var``, also via ``log|y|`` and ``1/y``.
 
     Every transform's choice (:func:`analyses.symbolic.select.choose` on held-out odd points) is
-    mapped back to ``y`` and scored by R^2 there; the simplest whose ``1 - R^2`` is within a
-    factor 2 (+1e-10) of the best one's wins. Returns ``(expression, info)``.
+    mapped back to ``y`` and scored by its mean squared error there; the simplest whose MSE is at
+    most ``max(2 MSE_best, noise_mse)`` (+1e-10 var y) wins. ``noise_mse``: the error the samples
+    carry (the network's MSE on the data); differences below it cannot justify a more complex
+    primitive, here or inside ``choose`` (its ``err_floor``, propagated through the transform's
+    derivative). Returns ``(expression, info)``.
     """
     import sympy
 
     x = x.double().reshape(-1)
     y = y.double().reshape(-1)
     fit_idx, val_idx = torch.arange(0, len(x), 2), torch.arange(1, len(x), 2)
-    cands: list[tuple[str, torch.Tensor]] = [("id", y)]
+    cands: list[tuple[str, torch.Tensor, torch.Tensor]] = [("id", y, torch.ones_like(y))]
     if transforms:
         amin, amax = float(y.abs().min()), float(y.abs().max())
         one_sign = bool((y > 0).all() or (y < 0).all())
         if one_sign and amin > 1e-6 * amax:
-            cands += [("log", torch.log(y.abs())), ("inv", 1.0 / y)]
-    sst = float(((y - y.mean()) ** 2).sum())
+            cands += [("log", torch.log(y.abs()), 1.0 / y.abs()), ("inv", 1.0 / y, 1.0 / y**2)]
+    var_y = float(y.var())
     results = []
-    for name, t in cands:
+    for name, t, dt in cands:
         table = fit_edges(x[fit_idx][None], t[fit_idx][None], library, x_val=x[val_idx][None],
                           y_val=t[val_idx][None], progress=False)
-        row = choose(table)[0]
+        var_t = float(t.var())
+        floor = noise_mse * float((dt**2).mean()) / var_t if var_t > 0 else 0.0
+        row = choose(table, err_floor=floor)[0]
         prim = next(p for p in library if p.name == row["function"])
         inner = edge_expr(prim, row["params"], var, row.get("poly"))
         sign = 1.0 if float(y[0]) > 0 else -1.0
@@ -146,24 +157,26 @@ def fit_univariate(x: torch.Tensor, y: torch.Tensor, library: Sequence[Primitive
         fn = sympy.lambdify([var], expr, "numpy")
         with np.errstate(all="ignore"):
             pred = np.broadcast_to(np.asarray(fn(x.numpy()), dtype=float), (len(x),))
-        sse = float(((pred - y.numpy()) ** 2).sum())
-        r2 = 1.0 - sse / sst if sst > 0 and math.isfinite(sse) else -math.inf
-        results.append((name, expr, r2, float(row["complexity"]), row["function"]))
-    best_err = min(1.0 - r[2] for r in results)
-    ok = [r for r in results if 1.0 - r[2] <= 2.0 * best_err + 1e-10]
-    name, expr, r2, cx, fn_name = min(ok, key=lambda r: (r[3], cands.index(
-        next(c for c in cands if c[0] == r[0]))))
+        mse = float(((pred - y.numpy()) ** 2).mean())
+        mse = mse if math.isfinite(mse) else math.inf
+        results.append((name, expr, mse, float(row["complexity"]), row["function"]))
+    best = min(r[2] for r in results)
+    ok = [r for r in results if r[2] <= max(2.0 * best, noise_mse) + 1e-10 * var_y]
+    order = [c[0] for c in cands]
+    name, expr, mse, cx, fn_name = min(ok, key=lambda r: (r[3], order.index(r[0])))
+    r2 = 1.0 - mse / var_y if var_y > 0 else 1.0
     return expr, {"transform": name, "function": fn_name, "r2": r2, "complexity": cx}
 
 
 def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], syms: Sequence[Any],
                       *, tol: float = 1e-2, n_points: int = 201, seed: int = 0,
-                      ) -> tuple[Any | None, dict[str, Any]]:
+                      noise_mse: float = 0.0) -> tuple[Any | None, dict[str, Any]]:
     """A formula of ``fn`` (scalar output) built from separable blocks, or None.
 
     None when some block of two or more variables has no split below ``tol`` (then the
     network's structure is not fully separable and the edge-by-edge formula is the one to use).
-    ``info`` records the splits, residuals and each univariate fit.
+    ``info`` records the splits, residuals and each univariate fit. ``noise_mse``: the network's
+    own MSE on the data (see :func:`fit_univariate`).
     """
     import sympy
 
@@ -184,7 +197,7 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
             if float(ys.max() - ys.min()) <= 1e-12 * max(1.0, float(ys.abs().max())):
                 info["leaves"].append({"var": i, "function": "constant"})
                 return sympy.Float(float(ys.mean()))
-            expr, leaf = fit_univariate(xs, ys, library, syms[i])
+            expr, leaf = fit_univariate(xs, ys, library, syms[i], noise_mse=noise_mse)
             info["leaves"].append({"var": i, **leaf})
             return expr
         sp = best_split(fn, X, ref, variables, tol=tol, seed=seed)
