@@ -107,3 +107,30 @@ def test_alpha_vs_quality_correlations():
     assert q.pearson["mean_alpha"] == pytest.approx(np.corrcoef(x, y)[0, 1])
     assert math.isnan(q.pearson["mean_log_norm"])  # constant: undefined
     assert len(q.to_frame()) == 4
+
+
+def test_cli_alpha_over_training_snapshots(tmp_path, capsys):
+    """``--snapshots``: every stored snapshot analysed (same numbers as esd() on that state
+    dict) and the figure written; a checkpoint without snapshots is refused before any output."""
+    from inspect_kit.checkpoints import load_checkpoint
+    from inspect_kit.cli import main
+
+    ckpt = tmp_path / "m.pt"
+    assert main(["train", "mlp", "--data", "digits", "--epochs", "2", "--snapshot-every", "1",
+                 "--out", str(ckpt)]) == 0
+    capsys.readouterr()
+    png, js = tmp_path / "snaps.png", tmp_path / "esd.json"
+    assert main(["esd", str(ckpt), "--snapshots", str(png), "--json", str(js)]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("snapshot")]
+    traj = load_checkpoint(ckpt).trajectory
+    assert len(printed) == len(traj) >= 2
+    for line, sd in zip(printed, traj):
+        assert line.endswith(f"{esd(sd, progress=False).summary['mean_alpha']:.3f}")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and js.exists()
+
+    plain = tmp_path / "plain.pt"
+    torch.save(_net().state_dict(), plain)
+    out = tmp_path / "o.json"
+    assert main(["esd", str(plain), "--snapshots", str(tmp_path / "s.png"), "--json", str(out)]) == 2
+    assert "snapshot-every" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "s.png").exists()

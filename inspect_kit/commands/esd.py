@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conv", choices=("pooled", "flat", "both"), default="pooled",
                         help="conv weights: per-tap slices pooled, (out, in*k) or both")
     parser.add_argument("--layer", default=None, help="layer whose ESD the figure shows")
+    parser.add_argument("--snapshots", metavar="OUT", default=None,
+                        help="also analyse every training snapshot of a kit checkpoint "
+                             "(inspect-kit train --snapshot-every N) and write alpha over "
+                             "snapshots to OUT (.png, .svg or .pdf)")
     add_output_args(parser)
 
 
@@ -58,5 +62,49 @@ def run(args: argparse.Namespace) -> int:
         worst = max((c["delta_alpha"] for c in res.comparison), default=float("nan"))
         print(f"vs this kit's compat mode: max |delta alpha| = {worst:.2e} over "
               f"{len(res.comparison)} rows")
+    snaps = _snapshot_results(args, mode) if args.snapshots else None
     write_outputs(args, res, plot=lambda r: plot_summary(r, args.layer))
+    if snaps is not None:
+        _write_snapshot_figure(args, snaps)
     return 0
+
+
+def _snapshot_results(args: argparse.Namespace, mode: str) -> list:
+    """ESD of every trajectory snapshot (checked before anything is written)."""
+    from analyses.esd import esd
+
+    from ..checkpoints import load_checkpoint
+    from ..errors import OptionError
+    from ..progress import bar
+
+    traj = load_checkpoint(args.checkpoint, trust=args.trust).trajectory
+    if not traj:
+        raise OptionError(f"{args.checkpoint} holds no training snapshots; train with "
+                          "'inspect-kit train ... --snapshot-every N' (a .pt checkpoint) or drop "
+                          "--snapshots")
+    out = []
+    with bar(len(traj), "esd snapshots") as pb:
+        for sd in traj:
+            out.append(esd(sd, mode=mode, mp_fit=not args.no_mp_fit, conv=args.conv,
+                           seed=args.seed, progress=False))
+            pb.update(1)
+    for i, r in enumerate(out):
+        print(f"snapshot {i}: mean alpha {r.summary['mean_alpha']:.3f}")
+    return out
+
+
+def _write_snapshot_figure(args: argparse.Namespace, results: list) -> None:
+    import matplotlib.pyplot as plt
+
+    from plotting.esd import plot_alpha_snapshots
+
+    from ..distributed import is_main
+    from ..io import save_figure
+
+    if not is_main():
+        return
+    fig = plot_alpha_snapshots(results)
+    try:
+        save_figure(fig, args.snapshots)
+    finally:
+        plt.close(fig)
