@@ -11,6 +11,7 @@ import sympy
 import torch
 from torch import nn
 
+from analyses.symbolic import export
 from analyses.symbolic import formula as fm
 from analyses.symbolic.pipeline import SymbolicResult, symbolic
 from inspect_kit.errors import NonFiniteError
@@ -126,7 +127,7 @@ def test_snapping_only_when_it_does_not_hurt():
 def test_safe_export_never_divides_by_zero_silently():
     x1, x2 = fm.input_symbols(2)
     expr = 1 / (x1 - sympy.Rational(1, 2)) + sympy.sqrt(x2 + 1) + sympy.log(x2 + 2)
-    f = fm.to_callable(expr, [x1, x2])
+    f = export.to_callable(expr, [x1, x2])
     ok = np.array([[0.0, 0.0], [1.0, 3.0]])
     np.testing.assert_allclose(f(ok), 1 / (ok[:, 0] - 0.5) + np.sqrt(ok[:, 1] + 1)
                                + np.log(ok[:, 1] + 2), rtol=1e-12)
@@ -134,13 +135,13 @@ def test_safe_export_never_divides_by_zero_silently():
         f(np.array([[0.5, 0.0]]))
     with pytest.raises(NonFiniteError, match="root of a negative"):
         f(np.array([[0.0, -1.5]]))
-    mod = fm.to_torch(expr, [x1, x2])
+    mod = export.to_torch(expr, [x1, x2])
     assert torch.allclose(mod(torch.tensor(ok)).squeeze(1), torch.tensor(f(ok)))
     with pytest.raises(NonFiniteError):
         mod(torch.tensor([[0.5, 0.0]]))
-    descs = [d for d, _ in fm.singularities(expr)]
+    descs = [d for d, _ in export.singularities(expr)]
     assert any("division" in d for d in descs) and any("log" in d for d in descs)
-    assert fm.to_latex(expr).count("frac") >= 1 and fm.op_count(expr) > 3
+    assert export.to_latex(expr).count("frac") >= 1 and fm.op_count(expr) > 3
 
 
 def test_simplify_timeout_returns_input():
@@ -192,3 +193,14 @@ def test_zoo_kan_untouched_and_pruning_only_by_attribution():
     for e in res.edges:
         assert (e["function"] == "0") == (e["attribution"] < 0.2)
     assert np.isfinite(res.formula_r2_model) and res.formula_r2_model <= 1
+
+
+def test_export_guards_functions_rewritten_for_torch():
+    """cot (as simplify may return it) is evaluated through 1/tan, and its pole is guarded."""
+    from inspect_kit.errors import NonFiniteError
+
+    (x1,) = fm.input_symbols(1)
+    f = export.to_callable(sympy.cot(x1), [x1])
+    np.testing.assert_allclose(f(np.array([[0.5], [1.0]])), 1 / np.tan([0.5, 1.0]), rtol=1e-12)
+    with pytest.raises(NonFiniteError, match="division by zero"):
+        f(np.array([[0.5], [0.0]]))

@@ -13,9 +13,7 @@
   ("does not hurt the fit": a snap may move the formula towards the data freely, away from it
   only by a fraction of the network's own error).
 * :func:`simplify_with_timeout`: ``sympy.simplify`` in a forked process, killed after a limit.
-* :func:`singularities`, :func:`to_callable`, :func:`to_torch`: exports that raise
-  :class:`~inspect_kit.errors.NonFiniteError` naming the violated condition (division by zero,
-  sqrt/log of a negative, asin out of [-1, 1], ...) instead of returning inf/NaN silently.
+* safe exports (LaTeX, a guarded Python callable, a torch module) live in :mod:`.export`.
 * :func:`exact_match`: the criterion for exact recovery, stated here once: the formula and the
   truth agree to ``1e-8 * max(1, max|truth|)`` on 256 seeded uniform points of the data box;
   ``sympy.simplify(formula - truth) == 0`` is reported separately (it may time out).
@@ -31,9 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-
-from inspect_kit.errors import NonFiniteError
 
 from .library import Primitive, _sym
 
@@ -325,99 +320,6 @@ def simplify_with_timeout(expr: Any, seconds: float = 10.0) -> tuple[Any, bool]:
     if not text or text.startswith("ERROR"):
         return expr, False
     return sympy.sympify(text), True
-
-
-def singularities(expr: Any) -> list[tuple[str, Any]]:
-    """Conditions for ``expr`` to be finite and real: ``[(description, guard_expr)]`` where the
-    formula is undefined wherever ``guard_expr <= 0`` (the guards are evaluated by the exports)."""
-    import sympy
-
-    out: list[tuple[str, Any]] = []
-    for node in sympy.preorder_traversal(expr):
-        if isinstance(node, sympy.Pow):
-            base, ex = node.args
-            if ex.is_number and ex.is_negative:
-                out.append((f"division by zero where {base} = 0", sympy.Abs(base)))
-            if ex.is_number and not ex.is_integer:
-                guard = base if ex.is_negative else base + sympy.Float(1e-300)
-                out.append((f"even root of a negative where {base} < 0", guard))
-        elif isinstance(node, sympy.log):
-            out.append((f"log of a non-positive where {node.args[0]} <= 0", node.args[0]))
-        elif isinstance(node, (sympy.asin, sympy.acos)):
-            out.append((f"{type(node).__name__} argument outside [-1, 1]: {node.args[0]}",
-                        1 - node.args[0] ** 2 + sympy.Float(1e-300)))
-        elif isinstance(node, sympy.atanh):
-            out.append((f"atanh argument outside (-1, 1): {node.args[0]}", 1 - node.args[0] ** 2))
-        elif isinstance(node, sympy.tan):
-            out.append((f"tan pole where cos({node.args[0]}) = 0", sympy.Abs(sympy.cos(node.args[0]))))
-    seen, uniq = set(), []
-    for d, g in out:
-        if d not in seen and g.free_symbols:
-            seen.add(d)
-            uniq.append((d, g))
-    return uniq
-
-
-class _Guarded:
-    def __init__(self, expr: Any, syms: Sequence[Any]):
-        self.expr, self.syms = expr, list(syms)
-        self.fn = lambdify_torch(expr, self.syms)
-        self.guards = [(d, lambdify_torch(g, self.syms)) for d, g in singularities(expr)]
-
-    def __call__(self, X: torch.Tensor) -> torch.Tensor:
-        if X.dim() != 2 or X.shape[1] != len(self.syms):
-            raise NonFiniteError(f"the formula takes inputs of shape (N, {len(self.syms)}), "
-                                 f"got {tuple(X.shape)}")
-        cols = [X[:, i] for i in range(X.shape[1])]
-        with torch.no_grad():
-            for desc, g in self.guards:
-                gv = g(*cols)
-                bad = ~(gv > 0)
-                if bool(bad.any()):
-                    r = int(bad.nonzero()[0, 0])
-                    raise NonFiniteError(
-                        f"the formula is undefined at {int(bad.sum())} of {len(X)} inputs "
-                        f"({desc}); first at x={X[r].tolist()}. Restrict inputs to the data range")
-        out = self.fn(*cols)
-        if not bool(torch.isfinite(out).all()):
-            r = int((~torch.isfinite(out)).nonzero()[0, 0])
-            raise NonFiniteError(f"the formula is not finite at x={X[r].tolist()}")
-        return out
-
-
-def to_callable(expr: Any, syms: Sequence[Any]) -> Callable[[np.ndarray], np.ndarray]:
-    """A numpy function ``X (N, n) -> (N,)`` that raises NonFiniteError at singular inputs."""
-    g = _Guarded(expr, syms)
-
-    def f(X: Any) -> np.ndarray:
-        Xt = torch.as_tensor(np.asarray(X, dtype=float), dtype=torch.float64)
-        Xt = Xt[None] if Xt.dim() == 1 else Xt
-        return g(Xt).numpy()
-
-    f.__doc__ = f"{expr}  (raises NonFiniteError where undefined)"
-    return f
-
-
-class FormulaModule(nn.Module):
-    """A torch module ``x (B, n) -> (B, 1)`` computing the formula, guarded like :func:`to_callable`."""
-
-    def __init__(self, expr: Any, syms: Sequence[Any]):
-        super().__init__()
-        self._g = _Guarded(expr, syms)
-        self.formula = str(expr)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._g(x.to(torch.float64)).unsqueeze(1).to(x.dtype)
-
-
-def to_torch(expr: Any, syms: Sequence[Any]) -> FormulaModule:
-    return FormulaModule(expr, syms)
-
-
-def to_latex(expr: Any) -> str:
-    import sympy
-
-    return sympy.latex(expr)
 
 
 def op_count(expr: Any) -> int:

@@ -27,6 +27,7 @@ from inspect_kit.errors import OptionError
 from inspect_kit.progress import bar
 from inspect_kit.results import Result
 
+from . import export
 from . import formula as fm
 from .fit import fit_edges
 from .library import Primitive, by_name, from_spec, resolve, to_spec
@@ -261,8 +262,10 @@ def symbolic(
     curves = [{"x": samples.x[r, :: max(1, n_points // 100)].tolist(),
                "y": samples.y[r, :: max(1, n_points // 100)].tolist()} for r in range(len(edges))]
     details = {
-        "latex": [fm.to_latex(e) for e in final], "n_ops": sum(fm.op_count(e) for e in final),
-        "formula_raw": raw, "singularities": [d for e in final for d, _ in fm.singularities(e)],
+        "latex": [export.to_latex(e) for e in final],
+        "n_ops": sum(fm.op_count(e) for e in final),
+        "formula_raw": raw,
+        "singularities": [d for e in final for d, _ in export.singularities(e)],
         "exact_check": detail, "routes": routes, "timings": timings, "snapped_outputs": snapped,
         "library": to_spec(lib),
         "n_inputs": adapter.widths[0], "family": adapter.family, "widths": list(adapter.widths),
