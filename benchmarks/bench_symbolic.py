@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/bench_symbolic.json", help="JSON report path")
     ap.add_argument("--skip-a", action="store_true")
     ap.add_argument("--skip-b", action="store_true")
+    ap.add_argument("--skip-a1", action="store_true", help="part A: only the unpruned net (A2)")
     ap.add_argument("--max-edges", type=int, default=None, help="pykan on the first N edges only")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -123,10 +124,11 @@ def main() -> None:
         fit(pruned, tr, epochs=20, optimizer="lbfgs", lr=1.0, seed=0, progress=False)
         s_pr = sample_edges(pruned, tr)
         live = (~s_pr.masked).nonzero().flatten()
-        report["A1_pruned_full_library"] = compare(s_pr.x_obs[live].double(),
-                                                   s_pr.y_obs[live].double(), PYKAN_FULL,
-                                                   max_edges=args.max_edges)
-        print(json.dumps(report["A1_pruned_full_library"], indent=1), flush=True)
+        if not args.skip_a1:
+            report["A1_pruned_full_library"] = compare(s_pr.x_obs[live].double(),
+                                                       s_pr.y_obs[live].double(), PYKAN_FULL,
+                                                       max_edges=args.max_edges)
+            print(json.dumps(report["A1_pruned_full_library"], indent=1), flush=True)
         if not args.quick:
             s_un = sample_edges(m, tr)
             report["A2_unpruned_hellokan_library"] = compare(s_un.x_obs.double(),

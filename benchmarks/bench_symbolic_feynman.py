@@ -41,7 +41,7 @@ SET = ["exp_sin", "gaussian", "product", "ratio", "hypot", "feynman_I_14_3", "fe
        "feynman_I_6_20"]
 
 
-def run_pykan(name: str) -> dict:
+def run_pykan(name: str, dtype: str = "float32") -> dict:
     import sympy
     from kan import KAN
 
@@ -51,6 +51,9 @@ def run_pykan(name: str) -> dict:
     b = load_data(f"formula:{name}", seed=0)
     ds = {"train_input": b.x_train.float(), "train_label": b.y_train.float().reshape(-1, 1),
           "test_input": b.x_test.float(), "test_label": b.y_test.float().reshape(-1, 1)}
+    if dtype == "float64":
+        ds = {k: v.double() for k, v in ds.items()}
+        torch.set_default_dtype(torch.float64)
     d = ds["train_input"].shape[1]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +77,9 @@ def run_pykan(name: str) -> dict:
     box = np.stack([X.min(0).values.numpy(), X.max(0).values.numpy()], 1)
     variants = {"raw": expr, "ex_round4": ex_round(expr, 4), "our_snap": our_snapping(expr, syms, X, y,
                                                                                      y_net)}
-    out = {"tool": "pykan", "formula": name, "truth": b.truth, "found": str(sympy.N(expr, 6)),
+    torch.set_default_dtype(torch.float32)
+    out = {"tool": "pykan" if dtype == "float32" else "pykan-float64", "formula": name,
+           "truth": b.truth, "found": str(sympy.N(expr, 6)),
            "auto_symbolic_s": t_sym, "total_s": total}
     for key, e in variants.items():
         chk = fm.exact_match(e, b.truth, syms, box, seed=0)
@@ -124,23 +129,28 @@ def main() -> None:
     ap.add_argument("--tool", choices=["pykan", "ours", "both"], default="both")
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--out", default="/tmp/bench_symbolic_feynman.jsonl")
+    ap.add_argument("--pykan-dtype", choices=["float32", "float64"], default="float32",
+                    help="float64: a variant run (tool 'pykan-float64'), e.g. where float32 crashed")
     args = ap.parse_args()
     torch.set_num_threads(1)
     done = set()
     if os.path.exists(args.out):
         with open(args.out) as f:
             done = {(r["tool"], r["formula"]) for r in map(json.loads, f)}
-    tools = ["inspect-kit", "pykan"] if args.tool == "both" else (
-        ["pykan"] if args.tool == "pykan" else ["inspect-kit"])
+    pk = "pykan" if args.pykan_dtype == "float32" else "pykan-float64"
+    tools = ["inspect-kit", pk] if args.tool == "both" else (
+        [pk] if args.tool == "pykan" else ["inspect-kit"])
     for name in args.only or SET:
         for tool in tools:
             if (tool, name) in done:
                 continue
             try:
-                row = run_pykan(name) if tool == "pykan" else run_ours(name)
+                row = run_ours(name) if tool == "inspect-kit" else run_pykan(name, args.pykan_dtype)
             except Exception as err:  # a crash of either tool is a result, not a benchmark failure
                 row = {"tool": tool, "formula": name, "exact": False,
                        "error": f"{type(err).__name__}: {err}"[:300]}
+            finally:
+                torch.set_default_dtype(torch.float32)  # pykan's float64 variant sets it
             print(json.dumps(row), flush=True)
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
