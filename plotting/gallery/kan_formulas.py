@@ -13,7 +13,7 @@ from .context import Gallery
 QUICK_FIT = {"library": ["x", "x^2", "sin", "exp", "tanh"]}
 
 #: (data name, KAN width) for the formulas shown
-FORMULAS = [("exp_sin", [2, 5, 1]), ("product", [2, 2, 1]), ("gaussian", [1, 2, 1])]
+FORMULAS = [("exp_sin", [2, 5, 1]), ("product", [2, 5, 1]), ("gaussian", [1, 2, 1])]
 
 
 def _trained(g: Gallery, name: str, width: list[int]) -> Any:
@@ -26,7 +26,7 @@ def _trained(g: Gallery, name: str, width: list[int]) -> Any:
                             **QUICK_FIT if g.quick else {})
         return model, [], {}
 
-    return g.model(f"kan-formula-{name}", train)[0]
+    return g.model(f"kan-formula-{name}-{'x'.join(map(str, width))}", train)[0]
 
 
 def render(g: Gallery) -> None:
