@@ -62,7 +62,10 @@ def edge_fits(result: Any, samples: Any = None, *, max_edges: int = 36,
             ax.set_xlabel(f"input of edge (layer {e['layer']}, node {e['in']})")
             ax.set_ylabel("edge output")
             ax.legend(loc="best", frameon=False)
-        fig.suptitle(f"edge fits; formula R² vs network {result.formula_r2_model:.8f}")
+        routes = [r.get("chosen") for r in result.details.get("routes", [])]
+        note = (" (formula from the separability route, not these edges)"
+                if routes and all(r == "structure" for r in routes) else "")
+        fig.suptitle(f"edge fits; formula R² vs network {result.formula_r2_model:.8f}{note}")
     return fig
 
 
