@@ -114,7 +114,7 @@ def our_snapping(expr, syms, X: torch.Tensor, y: torch.Tensor, y_net: torch.Tens
 
 
 def run_ours(name: str) -> dict:
-    from analyses.symbolic.pipeline import discover
+    from analyses.symbolic.from_data import discover
 
     t0 = time.perf_counter()
     res, _ = discover(f"formula:{name}", seed=0, progress=False)

@@ -1,5 +1,6 @@
 """Symbolic regression of KAN edges: primitive library, batched fitting, selection, composition."""
 
-from .pipeline import SymbolicResult, discover, symbolic
+from .from_data import discover
+from .pipeline import SymbolicResult, symbolic
 
 __all__ = ["SymbolicResult", "discover", "symbolic"]

@@ -1,11 +1,9 @@
-"""End-to-end symbolic regression of a KAN: sample edges -> attribute -> fit -> select -> compose.
+"""Symbolic regression of a trained KAN: sample edges -> attribute -> fit -> select -> compose.
 
 :func:`symbolic` never modifies ``model`` (it reads the weights through the adapter; pruning is
 applied to the *formula*: an edge whose pykan-style backward attribution is below ``prune``
-becomes its constant mean value). :func:`discover` goes from data to formula with a zoo KAN:
-train with the KAN sparsity regulariser, prune (mask edges below the threshold), retrain, then
-:func:`symbolic`; a model passed to it is deep-copied first and the copy is what gets
-pruned/retrained (the caller's model is untouched).
+becomes its constant mean value). From data to formula (train, prune, refine, then this):
+:func:`analyses.symbolic.from_data.discover`.
 
 Method: Liu et al. 2024, "KAN: Kolmogorov-Arnold Networks" (arXiv 2404.19756) §2.5; fitting,
 selection and composition as in :mod:`.fit`, :mod:`.select`, :mod:`.formula`.
@@ -13,7 +11,6 @@ selection and composition as in :mod:`.fit`, :mod:`.select`, :mod:`.formula`.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
@@ -321,97 +318,4 @@ def _structure_route(adapter: Any, k: int, Xd: torch.Tensor, y_net: torch.Tensor
                   "n_ops": fm.op_count(expr)}
 
 
-def prune_model(model: Any, data: Any, threshold: float) -> Any:
-    """A deep copy of a zoo KAN with every edge whose attribution is below ``threshold`` masked."""
-    from .attribution import attribute
-
-    pruned = copy.deepcopy(model)
-    att = attribute(pruned, data, knockout=False)
-    with torch.no_grad():
-        for l, layer in enumerate(pruned.layers):
-            keep = torch.as_tensor(np.asarray(att.edge_scores[l]) >= threshold, dtype=layer.mask.dtype)
-            layer.mask.mul_(keep)
-    return pruned
-
-
-def refine(model: Any, x: torch.Tensor, grid: int) -> Any:
-    """A deep copy of a zoo KAN on a finer spline grid (pykan's ``refine``): every layer gets
-    ``grid`` intervals adapted to its inputs on ``x`` and coefficients fitted by least squares
-    to the old spline part on those inputs (scales, masks and biases kept)."""
-    from inspect_kit.zoo.kan import KAN, fit_coef
-
-    new = KAN(model.width, grid=grid, k=model.layers[0].k, base_fun=model.layers[0].base_fun,
-              grid_eps=model.layers[0].grid_eps)
-    h = x.reshape(len(x), -1).to(model.layers[0].coef.dtype)
-    with torch.no_grad():
-        for old, lay in zip(model.layers, new.layers):
-            for name in ("scale_base", "scale_sp", "bias", "mask"):
-                getattr(lay, name).copy_(getattr(old, name))
-            lay.update_grid(h)  # knots from the samples (coef refitted to the *new* layer's spline)
-            xs = torch.sort(h, dim=0).values
-            lay.coef.copy_(fit_coef(xs, old.spline(xs), lay.grid, lay.k))
-            h = old(h)
-    spec = getattr(model, "zoo_spec", None)
-    if spec is not None:
-        object.__setattr__(new, "zoo_spec", {"name": spec["name"],
-                                             "kwargs": {**spec["kwargs"], "grid": grid}})
-    return new
-
-
-def discover(
-    data: Any,
-    *,
-    model: Any = None,
-    width: list[int] | None = None,
-    grid: int = 5,
-    k: int = 3,
-    lamb: float = 1e-3,
-    lamb_entropy: float = 2.0,
-    epochs: int = 40,
-    retrain_epochs: int = 20,
-    refine_grid: int | None = 10,
-    prune: float = 0.01,
-    truth: str | None = None,
-    library: Iterable[str | Primitive] | str | None = None,
-    seed: int = 0,
-    progress: bool | None = None,
-) -> tuple[SymbolicResult, Any]:
-    """Data -> trained, pruned zoo KAN -> formula (pykan's README recipe, with our fitter).
-
-    Train ``KAN(width, grid, k, seed)`` by full-batch L-BFGS with ``lamb * KAN.regularization``
-    (pykan's ``std_n`` metric; grid updates every 5 steps in the first half), mask edges with
-    attribution < ``prune``, retrain without the regulariser, refine the grid to ``refine_grid``
-    intervals and retrain (pykan README), then :func:`symbolic`. A ``model`` passed in is deep-copied
-    first (never modified). Returns ``(result, trained_pruned_model)``.
-    """
-    from inspect_kit.data import DataBundle, load_data
-    from inspect_kit.zoo import build
-    from inspect_kit.zoo.train import fit
-
-    bundle = load_data(data, seed=seed) if isinstance(data, str) else data
-    if truth is None and isinstance(bundle, DataBundle):
-        truth = bundle.truth
-    train = bundle.split("train") if isinstance(bundle, DataBundle) else bundle
-    if model is None:
-        n_in = train[0].shape[1]
-        n_out = train[1].shape[1] if train[1].dim() > 1 else 1
-        model = build("kan", width=list(width or [n_in, 5, n_out]), grid=grid, k=k, seed=seed)
-    else:
-        model = copy.deepcopy(model)
-    reg = ((lambda m, x: lamb * m.regularization(x, 1.0, lamb_entropy, metric="std_n"))
-           if lamb else None)
-    fit(model, train, epochs=epochs, optimizer="lbfgs", lr=1.0, regularizer=reg,
-        grid_update_every=5, seed=seed, progress=progress)
-    model = prune_model(model, train, prune)
-    fit(model, train, epochs=retrain_epochs, optimizer="lbfgs", lr=1.0, seed=seed,
-        progress=progress)
-    if refine_grid and refine_grid > grid:
-        model = refine(model, train[0], refine_grid)
-        fit(model, train, epochs=retrain_epochs, optimizer="lbfgs", lr=1.0, seed=seed,
-            progress=progress)
-    res = symbolic(model, train, library=library, prune=prune, truth=truth, seed=seed,
-                   progress=progress)
-    return res, model
-
-
-__all__ = ["SymbolicResult", "discover", "prune_model", "symbolic"]
+__all__ = ["SymbolicResult", "symbolic"]

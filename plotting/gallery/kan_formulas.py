@@ -17,7 +17,7 @@ FORMULAS = [("exp_sin", [2, 5, 1]), ("product", [2, 5, 1]), ("gaussian", [1, 2, 
 
 
 def _trained(g: Gallery, name: str, width: list[int]) -> Any:
-    from analyses.symbolic.pipeline import discover
+    from analyses.symbolic.from_data import discover
 
     def train() -> tuple[Any, list, dict]:
         _, model = discover(g.data(f"formula:{name}"), width=width,
