@@ -80,14 +80,18 @@ class Result:
 
     Subclasses add fields; they get ``to_dict``/``save``/``load`` for free. Override
     :meth:`rows` to make :meth:`to_frame` return a table, and :meth:`from_dict` when a field
-    needs more than the default decoding.
+    needs more than the default decoding. Fields named in ``omit_if_none`` are left out of
+    :meth:`to_dict` while None (optional parts of a JSON file, e.g. ``exact`` without a truth)
+    and come back as None when missing.
     """
 
     result_type: ClassVar[str] = "Result"
+    omit_if_none: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of every field (the stable interface of ``--json`` files)."""
-        out = {f.name: to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out = {f.name: to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)
+               if not (f.name in self.omit_if_none and getattr(self, f.name) is None)}
         return out
 
     @classmethod
@@ -97,6 +101,8 @@ class Result:
         kwargs = {}
         for f in dataclasses.fields(cls):
             if f.name not in data:
+                if f.name in cls.omit_if_none:
+                    kwargs[f.name] = None
                 continue
             value = data[f.name]
             hint = str(hints.get(f.name, ""))

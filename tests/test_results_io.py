@@ -48,3 +48,25 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
             raise RuntimeError("crash mid-write")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_optional_fields_left_out_while_none_and_restored_as_none(tmp_path):
+    import dataclasses
+    from typing import ClassVar
+
+    from inspect_kit.results import Result
+
+    @dataclasses.dataclass(frozen=True)
+    class Opt(Result):
+        result_type: ClassVar[str] = "Opt"
+        omit_if_none: ClassVar[tuple[str, ...]] = ("extra",)
+        value: float
+        extra: dict | None
+        note: str | None = None
+
+    r = Opt(value=1.5, extra=None)
+    d = r.to_dict()
+    assert "extra" not in d and d["note"] is None  # only listed fields are dropped
+    assert Opt.from_dict(d) == r
+    full = Opt(value=2.0, extra={"a": 1})
+    assert Opt.from_dict(full.to_dict()) == full

@@ -91,12 +91,7 @@ class AttentionResult(Result):
     rollout: dict[str, Any] | None = None
 
     result_type: ClassVar[str] = "AttentionResult"
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        if self.rollout is None:
-            out.pop("rollout")
-        return out
+    omit_if_none: ClassVar[tuple[str, ...]] = ("rollout",)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttentionResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -39,16 +39,11 @@ class LMCResult(Result):
     steps: int = 25
     seed: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        if self.layerwise is None:
-            out.pop("layerwise")
-        return out
+    omit_if_none: ClassVar[tuple[str, ...]] = ("layerwise",)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LMCResult:
         data = dict(data)
-        data.setdefault("layerwise", None)
         data["splits"] = tuple(data.get("splits", ()))
         return super().from_dict(data)
 

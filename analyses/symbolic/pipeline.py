@@ -15,7 +15,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -54,17 +54,7 @@ class SymbolicResult(Result):
     seconds: float
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        if self.exact is None:
-            out.pop("exact")
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SymbolicResult:
-        d = dict(data)
-        d.setdefault("exact", None)
-        return super().from_dict.__func__(cls, d)
+    omit_if_none: ClassVar[tuple[str, ...]] = ("exact",)
 
     def rows(self) -> list[dict[str, Any]]:
         return [{k: e.get(k) for k in ("layer", "out", "in", "function", "r2", "r2_val",
