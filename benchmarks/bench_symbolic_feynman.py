@@ -113,15 +113,16 @@ def our_snapping(expr, syms, X: torch.Tensor, y: torch.Tensor, y_net: torch.Tens
     return e
 
 
-def run_ours(name: str) -> dict:
+def run_ours(name: str, seed: int = 0) -> dict:
     from analyses.symbolic.from_data import discover
 
     t0 = time.perf_counter()
-    res, _ = discover(f"formula:{name}", seed=0, progress=False)
+    res, _ = discover(f"formula:{name}", seed=seed, progress=False)
     route = res.details["routes"][0]["chosen"]
     return {"tool": "inspect-kit", "formula": name, "truth": res.details["exact_check"]["truth"],
             "found": res.formula, "exact": res.exact, "r2_data": res.formula_r2_data,
-            "route": route, "symbolic_s": res.seconds, "total_s": time.perf_counter() - t0}
+            "route": route, "symbolic_s": res.seconds, "total_s": time.perf_counter() - t0,
+            "seed": seed}
 
 
 def main() -> None:
@@ -129,6 +130,7 @@ def main() -> None:
     ap.add_argument("--tool", choices=["pykan", "ours", "both"], default="both")
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--out", default="/tmp/bench_symbolic_feynman.jsonl")
+    ap.add_argument("--seed", type=int, default=0, help="seed of ours (data, init, training)")
     ap.add_argument("--pykan-dtype", choices=["float32", "float64"], default="float32",
                     help="float64: a variant run (tool 'pykan-float64'), e.g. where float32 crashed")
     args = ap.parse_args()
@@ -145,7 +147,8 @@ def main() -> None:
             if (tool, name) in done:
                 continue
             try:
-                row = run_ours(name) if tool == "inspect-kit" else run_pykan(name, args.pykan_dtype)
+                row = (run_ours(name, args.seed) if tool == "inspect-kit"
+                       else run_pykan(name, args.pykan_dtype))
             except Exception as err:  # a crash of either tool is a result, not a benchmark failure
                 row = {"tool": tool, "formula": name, "exact": False,
                        "error": f"{type(err).__name__}: {err}"[:300]}
