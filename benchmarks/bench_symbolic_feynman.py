@@ -98,19 +98,13 @@ def ex_round(expr, digits: int):
 
 
 def our_snapping(expr, syms, X: torch.Tensor, y: torch.Tensor, y_net: torch.Tensor):
-    """The post-processing :func:`analyses.symbolic.symbolic` applies to its own formulas."""
+    """The post-processing :func:`analyses.symbolic.symbolic` applies to its own formulas:
+    refit to the network, then :func:`analyses.symbolic.formula.polish` (snap, refit, simplify)."""
     from analyses.symbolic import formula as fm
 
     sub = torch.linspace(0, len(X) - 1, 512).round().long().unique()
-    Xs, ys, yn = X[sub], y[sub], y_net[sub]
-    e = fm.refit(fm.numeric(expr), syms, Xs, yn, steps=60)
-    for _ in range(2):
-        e = fm.snap(e, syms, Xs, ys, yn)
-        e = fm.refit(e, syms, Xs, yn, steps=60)
-        s, ok = fm.simplify_with_timeout(e, 5.0)
-        if ok and fm.op_count(s) <= fm.op_count(e):
-            e = s
-    return e
+    e = fm.refit(fm.numeric(expr), syms, X[sub], y_net[sub], steps=60)
+    return fm.polish(e, syms, X[sub], y_net[sub], y[sub], X_check=X)[0]
 
 
 def run_ours(name: str, seed: int = 0) -> dict:

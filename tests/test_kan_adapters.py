@@ -149,6 +149,11 @@ def decorate(m, gen):
     m.act_fun[0].mask.data[1, 0] = 0.0  # numeric edge (l=0, in=1, out=0) masked
     m.fix_symbolic(0, 0, 1, "sin", fit_params_bool=False, verbose=False, log_history=False)
     m.symbolic_fun[0].affine.data[1, 0] = torch.tensor([1.7, 0.3, 0.8, -0.2])
+    return random_node_affines(m, gen)
+
+
+def random_node_affines(m, gen):
+    """Non-trivial node and sub-node scales and biases on every layer of a MultKAN."""
     with torch.no_grad():
         for l in range(m.depth):
             for p in (m.subnode_scale[l], m.node_scale[l]):
@@ -475,12 +480,7 @@ def test_pykan_mult_node_network_composes_to_its_own_forward(tmp_path):
         m.fix_symbolic(l, i, j, fun, fit_params_bool=False, verbose=False, log_history=False)
         if aff is not None:
             m.symbolic_fun[l].affine.data[j, i] = torch.tensor(aff)
-    with torch.no_grad():
-        for l in range(m.depth):
-            for p in (m.subnode_scale[l], m.node_scale[l]):
-                p.copy_(1 + 0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-            for p in (m.subnode_bias[l], m.node_bias[l]):
-                p.copy_(0.2 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    random_node_affines(m, gen)
     X = x_data(600, 2, scale=1.0)
     with torch.no_grad():
         Y = m(X)

@@ -322,6 +322,34 @@ def simplify_with_timeout(expr: Any, seconds: float = 10.0) -> tuple[Any, bool]:
     return sympy.sympify(text), True
 
 
+def polish(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_net: torch.Tensor,
+           y_data: torch.Tensor | None = None, *, X_check: torch.Tensor | None = None,
+           snap_constants: bool = True, snap_min_r2: float = 0.999, refit_steps: int = 60,
+           simplify_seconds: float = 5.0) -> tuple[Any, bool]:
+    """Snap (only when the formula already fits ``y_data`` to ``snap_min_r2``: snapping a formula
+    that misses the data is pointless), refit to ``y_net``, simplify (kept only if it has no
+    more operations and equals the formula to 1e-12 in R^2 on ``X_check``); a second round when
+    simplification exposed new constants. Returns ``(expression, snapped)``."""
+    Xc = X if X_check is None else X_check
+    do_snap = bool(snap_constants and y_data is not None
+                   and r2_score(evaluate(expr, syms, X), y_data) >= snap_min_r2)
+    e = expr
+    for _round in range(2):
+        if do_snap:
+            e = snap(e, syms, X, y_data, y_net)
+        e = refit(e, syms, X, y_net, steps=refit_steps)
+        s, ok = simplify_with_timeout(e, simplify_seconds)
+        changed = False
+        if ok and op_count(s) <= op_count(e) and s != e:
+            with np.errstate(all="ignore"):
+                same = r2_score(evaluate(s, syms, Xc), evaluate(e, syms, Xc))
+            if same > 1 - 1e-12:
+                e, changed = s, True
+        if not (changed and do_snap and floats(e)):
+            break
+    return e, do_snap
+
+
 def op_count(expr: Any) -> int:
     import sympy
 

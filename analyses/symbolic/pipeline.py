@@ -185,23 +185,9 @@ def symbolic(
         ok_data = y_dat is not None and y_dat.shape[1] == len(fitted)
 
         def polish(e: Any, k: int) -> tuple[Any, bool]:
-            """Snap (when the formula already fits the data), refit, simplify; twice if needed."""
-            do_snap = bool(snap and ok_data and fm.r2_score(fm.evaluate(e, syms, Xs),
-                                                            y_dat[sub, k]) >= snap_min_r2)
-            for _round in range(2):  # snap, refit, simplify; again if simplify changed things
-                if do_snap:  # snapping a formula that misses the data is pointless
-                    e = fm.snap(e, syms, Xs, y_dat[sub, k], y_net_s[:, k])
-                e = fm.refit(e, syms, Xs, y_net_s[:, k], steps=refit_steps)
-                s, ok = fm.simplify_with_timeout(e, simplify_seconds)
-                changed = False
-                if ok and fm.op_count(s) <= fm.op_count(e) and s != e:
-                    with np.errstate(all="ignore"):
-                        same = fm.r2_score(fm.evaluate(s, syms, Xd), fm.evaluate(e, syms, Xd))
-                    if same > 1 - 1e-12:
-                        e, changed = s, True
-                if not (changed and do_snap and fm.floats(e)):
-                    break
-            return e, do_snap
+            return fm.polish(e, syms, Xs, y_net_s[:, k], y_dat[sub, k] if ok_data else None,
+                             X_check=Xd, snap_constants=snap, snap_min_r2=snap_min_r2,
+                             refit_steps=refit_steps, simplify_seconds=simplify_seconds)
 
         final, snapped = [], []
         for k, e in enumerate(fitted):
