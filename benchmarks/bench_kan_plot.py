@@ -27,8 +27,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import torch  # noqa: E402
 
-from analyses.symbolic.attribution import attribute  # noqa: E402
 from inspect_kit.io import save_figure  # noqa: E402
+from inspect_kit.kan.attribution import attribute  # noqa: E402
 from inspect_kit.kan.sampling import sample_edges  # noqa: E402
 from plotting.kan import diagram  # noqa: E402
 

@@ -107,10 +107,11 @@ def main() -> None:
     ap.add_argument("--max-edges", type=int, default=None, help="pykan on the first N edges only")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from analyses.symbolic.from_data import discover, prune_model
+    from analyses.symbolic.api import discover
     from inspect_kit.data import load_data
     from inspect_kit.kan.sampling import sample_edges
     from inspect_kit.zoo import build
+    from inspect_kit.zoo.kan_recipe import prune as prune_model
     from inspect_kit.zoo.train import fit
 
     report: dict = {"machine": "2-core CPU shared with other jobs", "date": time.strftime("%Y-%m-%d")}

@@ -108,7 +108,7 @@ def our_snapping(expr, syms, X: torch.Tensor, y: torch.Tensor, y_net: torch.Tens
 
 
 def run_ours(name: str, seed: int = 0) -> dict:
-    from analyses.symbolic.from_data import discover
+    from analyses.symbolic.api import discover
 
     t0 = time.perf_counter()
     res, _ = discover(f"formula:{name}", seed=seed, progress=False)

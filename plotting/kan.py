@@ -4,7 +4,7 @@ Inputs at the bottom, outputs at the top (pykan's orientation). Every drawn edge
 input node to a small frame holding the edge's sampled curve (``EdgeSamples.x/y``), then on to its
 output node; the frames of a layer sit in one row between the two node rows, ordered by input
 node, so they never overlap. Opacity is pykan's ``tanh(beta * score)`` of the backward attribution
-when an :class:`~analyses.symbolic.attribution.AttributionResult` is given. Edges with a symbolic
+when an :class:`~inspect_kit.kan.attribution.AttributionResult` is given. Edges with a symbolic
 fit (``fits={(l, j, i): "sin", ...}``) are drawn in red with the function name under the frame;
 masked edges are faint dotted lines.
 

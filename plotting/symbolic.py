@@ -1,4 +1,4 @@
-"""Figures of a :class:`~analyses.symbolic.pipeline.SymbolicResult`.
+"""Figures of a :class:`~analyses.symbolic.result.SymbolicResult`.
 
 :func:`edge_fits`: one panel per fitted edge, the sampled spline curve (black) and the chosen
 formula ``c f(a x + b) + d`` (red dashes), the held-out R^2 in the title. :func:`pareto`: each

@@ -470,7 +470,7 @@ def test_pykan_mult_node_network_composes_to_its_own_forward(tmp_path):
     functions with non-trivial affines, plus node/sub-node affines: the composed formula (edge
     route only) must equal pykan's own forward on fresh points."""
     from analyses.symbolic import formula as fm
-    from analyses.symbolic.pipeline import symbolic
+    from analyses.symbolic.api import symbolic
 
     gen = torch.Generator().manual_seed(1)
     m = pykan_model(tmp_path, [2, [0, 1], 1])

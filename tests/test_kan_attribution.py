@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from analyses.symbolic.attribution import AttributionResult, attribute, edge_scores, node_scores, prune_mask
 from inspect_kit.kan import adapter_for
+from inspect_kit.kan.attribution import AttributionResult, attribute, edge_scores, node_scores, prune_mask
 from inspect_kit.testing import assert_untouched
 from inspect_kit.zoo.kan import KAN
 

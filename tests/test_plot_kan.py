@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from analyses.symbolic.attribution import attribute
 from inspect_kit.errors import OptionError
 from inspect_kit.io import save_figure
+from inspect_kit.kan.attribution import attribute
 from inspect_kit.kan.sampling import sample_edges
 from inspect_kit.zoo.kan import KAN
 from plotting import style

@@ -13,7 +13,7 @@ from torch import nn
 
 from analyses.symbolic import export
 from analyses.symbolic import formula as fm
-from analyses.symbolic.pipeline import SymbolicResult, symbolic
+from analyses.symbolic.api import SymbolicResult, symbolic
 from inspect_kit.errors import NonFiniteError
 from inspect_kit.kan.protocol import KANAdapter, sym_affine
 from inspect_kit.testing import assert_untouched

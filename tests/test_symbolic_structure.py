@@ -95,7 +95,7 @@ def test_fold_scale_leaves_one_scale_per_product():
 def test_discover_recovers_a_product_exactly_through_the_structure_route():
     """End to end on data (train, prune, fit, both routes): x1*x2, which the edge route alone
     learns as a trigonometric identity (benchmarks/results_symbolic.md)."""
-    from analyses.symbolic.from_data import discover
+    from analyses.symbolic.api import discover
 
     res, _ = discover("formula:product", progress=False)  # default budgets (benchmarked ones)
     assert res.exact, (res.formula, res.details["routes"])

@@ -23,7 +23,7 @@ sign), so ``exp(sin(pi x))`` or ``1/(a x + b)`` are single fits. The block expre
 combined as ``g + h - f(ref)`` and ``g h / f(ref)``; the caller refits all constants jointly
 against the network and snaps them (:mod:`.formula`).
 
-The result is a *candidate*: :func:`analyses.symbolic.pipeline.symbolic` compares it with the
+The result is a *candidate*: :func:`analyses.symbolic.api.symbolic` compares it with the
 formula composed edge by edge and keeps the simpler one unless it fits worse (rule there).
 """
 

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analyses.symbolic.pipeline import symbolic
+    from analyses.symbolic.api import symbolic
     from plotting.symbolic import edge_fits
 
     from ..data import DataBundle, load_data

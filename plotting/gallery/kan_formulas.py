@@ -17,7 +17,7 @@ FORMULAS = [("exp_sin", [2, 5, 1]), ("product", [2, 5, 1]), ("gaussian", [1, 2, 
 
 
 def _trained(g: Gallery, name: str, width: list[int]) -> Any:
-    from analyses.symbolic.from_data import discover
+    from analyses.symbolic.api import discover
 
     def train() -> tuple[Any, list, dict]:
         _, model = discover(g.data(f"formula:{name}"), width=width,
@@ -30,8 +30,8 @@ def _trained(g: Gallery, name: str, width: list[int]) -> Any:
 
 
 def render(g: Gallery) -> None:
-    from analyses.symbolic.attribution import attribute
-    from analyses.symbolic.pipeline import symbolic
+    from inspect_kit.kan.attribution import attribute
+    from analyses.symbolic.api import symbolic
     from inspect_kit.kan.sampling import sample_edges
     from plotting.kan import diagram
     from plotting.symbolic import edge_fits

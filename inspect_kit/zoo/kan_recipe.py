@@ -1,34 +1,41 @@
-"""From data to formula with a zoo KAN: train, prune, refine, then :func:`.pipeline.symbolic`.
+"""pykan's README training recipe for a zoo KAN: train with sparsity, prune, retrain, refine.
 
-pykan's README recipe (Liu et al. 2024, "KAN: Kolmogorov-Arnold Networks", arXiv 2404.19756,
-§2.5 and the hellokan example) with this kit's fitter: full-batch L-BFGS with the KAN sparsity
-regulariser, mask edges whose attribution is below a threshold, retrain, refine the spline grid,
-retrain, then :func:`~analyses.symbolic.pipeline.symbolic`. A model passed in is deep-copied
-first; the copy is what gets pruned and retrained (the caller's model is untouched).
+Liu et al. 2024, "KAN: Kolmogorov-Arnold Networks" (arXiv 2404.19756), §2.5 and the hellokan
+example, with this kit's trainer: full-batch L-BFGS with the KAN sparsity regulariser
+(``lamb * KAN.regularization``, pykan's ``std_n`` metric, grid updates every 5 steps in the
+first half), mask every edge whose backward attribution is below a threshold
+(:func:`prune`), retrain without the regulariser, move to a finer spline grid (:func:`refine`)
+and retrain. Every function here returns a new model; a model passed in is never modified.
+
+>>> import torch
+>>> from inspect_kit.zoo.kan import KAN
+>>> net = KAN([2, 3, 1], seed=0)
+>>> finer = refine(net, torch.rand(64, 2) * 2 - 1, grid=8)
+>>> finer.layers[0].coef.shape[-1] - net.layers[0].coef.shape[-1]
+3
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
 
-from .library import Primitive
-from .pipeline import SymbolicResult, symbolic
+from ..data import DataBundle, load_data
 
 
-def prune_model(model: Any, data: Any, threshold: float) -> Any:
+def prune(model: Any, data: Any, threshold: float) -> Any:
     """A deep copy of a zoo KAN with every edge whose attribution is below ``threshold`` masked."""
-    from .attribution import attribute
+    from ..kan.attribution import attribute
 
     pruned = copy.deepcopy(model)
     att = attribute(pruned, data, knockout=False)
     with torch.no_grad():
         for l, layer in enumerate(pruned.layers):
-            keep = torch.as_tensor(np.asarray(att.edge_scores[l]) >= threshold, dtype=layer.mask.dtype)
+            keep = torch.as_tensor(np.asarray(att.edge_scores[l]) >= threshold,
+                                   dtype=layer.mask.dtype)
             layer.mask.mul_(keep)
     return pruned
 
@@ -37,7 +44,7 @@ def refine(model: Any, x: torch.Tensor, grid: int) -> Any:
     """A deep copy of a zoo KAN on a finer spline grid (pykan's ``refine``): every layer gets
     ``grid`` intervals adapted to its inputs on ``x`` and coefficients fitted by least squares
     to the old spline part on those inputs (scales, masks and biases kept)."""
-    from inspect_kit.zoo.kan import KAN, fit_coef
+    from .kan import KAN, fit_coef
 
     new = KAN(model.width, grid=grid, k=model.layers[0].k, base_fun=model.layers[0].base_fun,
               grid_eps=model.layers[0].grid_eps)
@@ -57,7 +64,7 @@ def refine(model: Any, x: torch.Tensor, grid: int) -> Any:
     return new
 
 
-def discover(
+def train_pruned_kan(
     data: Any,
     *,
     model: Any = None,
@@ -69,27 +76,19 @@ def discover(
     epochs: int = 40,
     retrain_epochs: int = 20,
     refine_grid: int | None = 10,
-    prune: float = 0.01,
-    truth: str | None = None,
-    library: Iterable[str | Primitive] | str | None = None,
+    prune_threshold: float = 0.01,
     seed: int = 0,
     progress: bool | None = None,
-) -> tuple[SymbolicResult, Any]:
-    """Data -> trained, pruned zoo KAN -> formula (pykan's README recipe, with our fitter).
+) -> Any:
+    """Train ``KAN(width, grid, k, seed)`` (or a copy of ``model``) by the recipe above.
 
-    Train ``KAN(width, grid, k, seed)`` by full-batch L-BFGS with ``lamb * KAN.regularization``
-    (pykan's ``std_n`` metric; grid updates every 5 steps in the first half), mask edges with
-    attribution < ``prune``, retrain without the regulariser, refine the grid to ``refine_grid``
-    intervals and retrain (pykan README), then :func:`symbolic`. A ``model`` passed in is deep-copied
-    first (never modified). Returns ``(result, trained_pruned_model)``.
+    ``data``: a spec string, a :class:`~inspect_kit.data.DataBundle` (its training split) or
+    an ``(X, y)`` pair. Returns the trained, pruned and refined model.
     """
-    from inspect_kit.data import DataBundle, load_data
-    from inspect_kit.zoo import build
-    from inspect_kit.zoo.train import fit
+    from . import build
+    from .train import fit
 
     bundle = load_data(data, seed=seed) if isinstance(data, str) else data
-    if truth is None and isinstance(bundle, DataBundle):
-        truth = bundle.truth
     train = bundle.split("train") if isinstance(bundle, DataBundle) else bundle
     if model is None:
         n_in = train[0].shape[1]
@@ -101,16 +100,11 @@ def discover(
            if lamb else None)
     fit(model, train, epochs=epochs, optimizer="lbfgs", lr=1.0, regularizer=reg,
         grid_update_every=5, seed=seed, progress=progress)
-    model = prune_model(model, train, prune)
+    model = prune(model, train, prune_threshold)
     fit(model, train, epochs=retrain_epochs, optimizer="lbfgs", lr=1.0, seed=seed,
         progress=progress)
     if refine_grid and refine_grid > grid:
         model = refine(model, train[0], refine_grid)
         fit(model, train, epochs=retrain_epochs, optimizer="lbfgs", lr=1.0, seed=seed,
             progress=progress)
-    res = symbolic(model, train, library=library, prune=prune, truth=truth, seed=seed,
-                   progress=progress)
-    return res, model
-
-
-__all__ = ["discover", "prune_model", "refine"]
+    return model

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from inspect_kit.data import resolve_loss
-from inspect_kit.errors import OptionError
-from inspect_kit.kan import KANAdapter, adapter_for
-from inspect_kit.kan.sampling import data_tensors
-from inspect_kit.results import Result
+from ..data import resolve_loss
+from ..errors import OptionError
+from ..results import Result
+from . import KANAdapter, adapter_for
+from .sampling import data_tensors
 
 EPS = 1e-4  # pykan's constant in edge = A * subnode / (S + 1e-4)
 

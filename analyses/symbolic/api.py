@@ -3,7 +3,7 @@
 :func:`symbolic` never modifies ``model`` (it reads the weights through the adapter; pruning is
 applied to the *formula*: an edge whose pykan-style backward attribution is below ``prune``
 becomes its constant mean value). From data to formula (train, prune, refine, then this):
-:func:`analyses.symbolic.from_data.discover`.
+:func:`discover`.
 
 Method: Liu et al. 2024, "KAN: Kolmogorov-Arnold Networks" (arXiv 2404.19756) §2.5; fitting,
 selection and composition as in :mod:`.fit`, :mod:`.select`, :mod:`.formula`.
@@ -11,69 +11,23 @@ selection and composition as in :mod:`.fit`, :mod:`.select`, :mod:`.formula`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from inspect_kit.errors import OptionError
 from inspect_kit.progress import bar
-from inspect_kit.results import Result
 
 from . import export
 from . import formula as fm
 from .fit import fit_edges
-from .library import Primitive, by_name, from_spec, resolve, to_spec
+from .library import Primitive, resolve, to_spec
+from .result import SymbolicResult
 from .select import choose
-
-
-@dataclasses.dataclass(frozen=True)
-class SymbolicResult(Result):
-    """The symbolic formula of a KAN.
-
-    ``edges``: one dict per edge with ``layer``, ``out``, ``in``, ``function``, ``params``
-    ``{a, b, c, d}`` (edge = ``c f(a x + b) + d``), ``r2`` (fit points), ``r2_val`` (held-out
-    observed points), ``complexity``, ``attribution``, ``pareto`` (front of (complexity,
-    held-out R^2)), ``zeroed``. ``formula``: sympy string in ``x1..xn`` (``; ``-separated
-    ``y_k = ...`` for several outputs). ``formula_r2_model``/``formula_r2_data``: R^2 of the
-    formula against the network and the targets on the training inputs. ``exact``: exact
-    recovery of ``truth`` (criterion in :mod:`.formula`), None without a truth.
-    ``details``: LaTeX, op count, raw (unsnapped) formula, timings, library, curves for plots.
-    """
-
-    result_type = "SymbolicResult"
-    edges: list[dict[str, Any]]
-    formula: str
-    formula_r2_model: float
-    formula_r2_data: float | None
-    exact: bool | None
-    seconds: float
-    details: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    omit_if_none: ClassVar[tuple[str, ...]] = ("exact",)
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [{k: e.get(k) for k in ("layer", "out", "in", "function", "r2", "r2_val",
-                                       "complexity", "attribution")} | dict(e["params"])
-                for e in self.edges]
-
-    def primitives(self) -> dict[str, Primitive]:
-        """The library the result was fitted with (rebuilt from the stored sympy strings)."""
-        spec = self.details.get("library")
-        return {p.name: p for p in from_spec(spec)} if spec else by_name()
-
-    def sympy(self) -> list[Any]:
-        """The output expressions as sympy objects (symbols ``x1..xn`` real)."""
-        import sympy
-
-        n = int(self.details.get("n_inputs", 0))
-        loc = {s.name: s for s in fm.input_symbols(n)}
-        parts = [p.split("=", 1)[1] if "=" in p else p for p in self.formula.split("; ")]
-        return [sympy.sympify(p, locals=loc) for p in parts]
 
 
 def _edge_fn(row: dict[str, Any], prims: dict[str, Primitive]) -> Any:
@@ -117,9 +71,8 @@ def symbolic(
             whose refitted formula already has R^2 >= ``snap_min_r2`` against the data).
     """
     from inspect_kit.kan import adapter_for
+    from inspect_kit.kan.attribution import attribute
     from inspect_kit.kan.sampling import data_tensors, sample_edges
-
-    from .attribution import attribute
 
     if not prune >= 0:
         raise OptionError(f"prune must be a non-negative attribution threshold, got {prune}")
@@ -294,4 +247,47 @@ def _structure_route(adapter: Any, k: int, Xd: torch.Tensor, y_net: torch.Tensor
                   "n_ops": fm.op_count(expr)}
 
 
-__all__ = ["SymbolicResult", "symbolic"]
+
+
+def discover(
+    data: Any,
+    *,
+    model: Any = None,
+    width: list[int] | None = None,
+    grid: int = 5,
+    k: int = 3,
+    lamb: float = 1e-3,
+    lamb_entropy: float = 2.0,
+    epochs: int = 40,
+    retrain_epochs: int = 20,
+    refine_grid: int | None = 10,
+    prune: float = 0.01,
+    truth: str | None = None,
+    library: Iterable[str | Primitive] | str | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> tuple[SymbolicResult, Any]:
+    """Data -> trained, pruned zoo KAN -> formula (pykan's README recipe, with our fitter).
+
+    Trains by :func:`inspect_kit.zoo.kan_recipe.train_pruned_kan` (a ``model`` passed in is
+    deep-copied first, never modified), then runs :func:`symbolic` on the training split.
+    ``truth`` defaults to the formula of a ``formula:NAME`` data set.
+    Returns ``(result, trained_pruned_model)``.
+    """
+    from inspect_kit.data import DataBundle, load_data
+    from inspect_kit.zoo.kan_recipe import train_pruned_kan
+
+    bundle = load_data(data, seed=seed) if isinstance(data, str) else data
+    if truth is None and isinstance(bundle, DataBundle):
+        truth = bundle.truth
+    train = bundle.split("train") if isinstance(bundle, DataBundle) else bundle
+    trained = train_pruned_kan(train, model=model, width=width, grid=grid, k=k, lamb=lamb,
+                               lamb_entropy=lamb_entropy, epochs=epochs,
+                               retrain_epochs=retrain_epochs, refine_grid=refine_grid,
+                               prune_threshold=prune, seed=seed, progress=progress)
+    res = symbolic(trained, train, library=library, prune=prune, truth=truth, seed=seed,
+                   progress=progress)
+    return res, trained
+
+
+__all__ = ["SymbolicResult", "discover", "symbolic"]

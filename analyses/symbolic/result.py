@@ -1,0 +1,59 @@
+"""The Result of a symbolic analysis (:class:`SymbolicResult`), as written to ``--json``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from inspect_kit.results import Result
+
+from . import formula as fm
+from .library import Primitive, by_name, from_spec
+
+
+@dataclasses.dataclass(frozen=True)
+class SymbolicResult(Result):
+    """The symbolic formula of a KAN.
+
+    ``edges``: one dict per edge with ``layer``, ``out``, ``in``, ``function``, ``params``
+    ``{a, b, c, d}`` (edge = ``c f(a x + b) + d``), ``r2`` (fit points), ``r2_val`` (held-out
+    observed points), ``complexity``, ``attribution``, ``pareto`` (front of (complexity,
+    held-out R^2)), ``zeroed``. ``formula``: sympy string in ``x1..xn`` (``; ``-separated
+    ``y_k = ...`` for several outputs). ``formula_r2_model``/``formula_r2_data``: R^2 of the
+    formula against the network and the targets on the training inputs. ``exact``: exact
+    recovery of ``truth`` (criterion in :mod:`.formula`), None without a truth.
+    ``details``: LaTeX, op count, raw (unsnapped) formula, timings, library, curves for plots.
+    """
+
+    result_type = "SymbolicResult"
+    edges: list[dict[str, Any]]
+    formula: str
+    formula_r2_model: float
+    formula_r2_data: float | None
+    exact: bool | None
+    seconds: float
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    omit_if_none: ClassVar[tuple[str, ...]] = ("exact",)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{k: e.get(k) for k in ("layer", "out", "in", "function", "r2", "r2_val",
+                                       "complexity", "attribution")} | dict(e["params"])
+                for e in self.edges]
+
+    def primitives(self) -> dict[str, Primitive]:
+        """The library the result was fitted with (rebuilt from the stored sympy strings)."""
+        spec = self.details.get("library")
+        return {p.name: p for p in from_spec(spec)} if spec else by_name()
+
+    def sympy(self) -> list[Any]:
+        """The output expressions as sympy objects (symbols ``x1..xn`` real)."""
+        import sympy
+
+        n = int(self.details.get("n_inputs", 0))
+        loc = {s.name: s for s in fm.input_symbols(n)}
+        parts = [p.split("=", 1)[1] if "=" in p else p for p in self.formula.split("; ")]
+        return [sympy.sympify(p, locals=loc) for p in parts]
+
+
+__all__ = ["SymbolicResult"]
