@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -133,14 +134,30 @@ def load_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> Checkpoi
     if isinstance(obj, dict) and "inspect_kit" in obj and "state_dict" in obj:
         return Checkpoint(obj["state_dict"], obj["inspect_kit"], list(obj.get("trajectory", [])),
                           str(p))
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return Checkpoint(dict(obj), {}, [], str(p))
+    sd = state_dict_of(obj)
+    if sd is not None:
+        return Checkpoint(sd, {}, [], str(p))
     raise CheckpointError(
-        f"{p} holds a {type(obj).__name__}, not a state dict or kit checkpoint; save "
-        "model.state_dict() or use inspect_kit.checkpoints.save_checkpoint"
+        f"{p} holds a {type(obj).__name__} without tensors, not a state dict or kit checkpoint; "
+        "save model.state_dict() or use inspect_kit.checkpoints.save_checkpoint"
     )
+
+
+def state_dict_of(obj: Any) -> dict[str, torch.Tensor] | None:
+    """The tensor mapping inside a loaded object: a plain state dict, or one under a usual key
+    (``state_dict``, ``model_state_dict``, ``model``, ``params``, ``weights``), or the tensors
+    of a mixed dict (training checkpoints with optimiser state); None when there is none."""
+    if not isinstance(obj, Mapping):
+        return None
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return dict(obj)
+    for key in ("state_dict", "model_state_dict", "model", "params", "weights"):
+        if isinstance(obj.get(key), Mapping):
+            found = state_dict_of(obj[key])
+            if found is not None:
+                return found
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    return tensors or None
 
 
 def _load_pykan(prefix: Path) -> Checkpoint:

@@ -76,9 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from . import distributed
+    from .commands.common import check_outputs
 
     dist_state = None
     try:
+        check_outputs(args)
         dist_state = distributed.cli_enter()  # torchrun: join the process group (None: 1 process)
         return int(args._run(args) or 0)
     except InspectKitError as exc:

@@ -1,8 +1,10 @@
 """Atomic file writing: nothing half-written is ever left behind.
 
-Every file the kit writes goes through :func:`atomic_write`: the content is written to a temporary
-file in the target's folder and renamed over the target only when writing succeeded. On error the
-temporary file is removed and any previous file at the target is left as it was.
+Every file the kit writes goes through :func:`atomic_write` (one file) or :func:`write_all` (the
+outputs of one command, all or nothing): the content is written to a temporary file in the
+target's folder and renamed over the target only when writing succeeded. On error the temporary
+file is removed and any previous file at the target is left as it was. New files get the mode a
+plain ``open()`` would give them (``0o666`` minus the process umask).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
+        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; a plain open() would honour the umask
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
             yield fh
             fh.flush()
@@ -43,6 +46,46 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _file_mode() -> int:
+    """``0o666 & ~umask``: the mode ``open(path, "w")`` would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_all(files: dict[str | os.PathLike, bytes]) -> None:
+    """Write several files all or nothing: every content goes to a temporary file beside its
+    target first; only when all are written are they renamed into place (on error none is, and
+    the temporaries are removed).
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> write_all({os.path.join(d, "a.txt"): b"1", os.path.join(d, "b.txt"): b"2"})
+    >>> sorted(os.listdir(d))
+    ['a.txt', 'b.txt']
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, content in files.items():
+            target = Path(path)
+            folder = target.parent if str(target.parent) else Path(".")
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+            staged.append((tmp, target))
+            os.fchmod(fd, _file_mode())
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, target in staged:
+            os.replace(tmp, target)
+        staged = []
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

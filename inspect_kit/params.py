@@ -2,8 +2,8 @@
 
 The model's parameters are handled as a dict ``name -> tensor`` (what
 ``torch.func.functional_call`` takes) or as one flat vector ``theta`` (what curvature and
-landscape code works on). Evaluating the model at other parameter values always goes through
-``functional_call`` on separate tensors, never through in-place edits of the model.
+landscape code works on). Evaluating the model at other parameter values is the model view's job
+(:mod:`inspect_kit.view`): ``functional_call`` on separate tensors, never in-place edits.
 
 Per-filter norms follow Li et al. 2018 ("Visualizing the Loss Landscape of Neural Nets"): a
 filter is one slice along the first (output) axis, ``||W[i, ...]||_F``; a one-dimensional tensor
@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
-from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
 
 from .errors import ArchitectureMismatchError, NonFiniteError
 
@@ -113,29 +111,3 @@ def same_structure(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor])
                 f"tensor {name!r} has shape {tuple(a[name].shape)} in the first model and "
                 f"{tuple(b[name].shape)} in the second; the checkpoints must share an architecture"
             )
-
-
-def functional_forward(
-    model: nn.Module, params: Mapping[str, torch.Tensor], *args: Any, **kwargs: Any
-) -> Any:
-    """``model(*args)`` with the given parameters (and buffers) substituted; the model is not edited.
-
-    Names missing from ``params`` keep the model's own values.
-    """
-    return functional_call(model, dict(params), args, kwargs)
-
-
-def batched_forward(
-    model: nn.Module, stacked: Mapping[str, torch.Tensor], *args: Any, chunk_size: int | None = None
-) -> Any:
-    """Evaluate the model at ``B`` parameter points at once with ``torch.func.vmap``.
-
-    ``stacked[name]`` has shape ``(B, *param_shape)``; the inputs are shared by all points. The
-    output gains a leading ``B`` axis. Modules whose forward is not vmap-compatible (in-place
-    buffer updates, data-dependent control flow) raise; use :func:`functional_forward` in a loop.
-    """
-
-    def one(p: Params) -> Any:
-        return functional_call(model, p, args)
-
-    return vmap(one, chunk_size=chunk_size)(dict(stacked))

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from .errors import InspectKitError
-from .io import write_json
+from .io import atomic_write
 
 R = TypeVar("R", bound="Result")
 
@@ -78,7 +78,9 @@ def _nan_array(value: Any) -> np.ndarray:
 class Result:
     """Base class of all analysis results (a frozen dataclass).
 
-    Subclasses add fields; they get ``to_dict``/``save``/``load`` for free. Override
+    Subclasses add fields; they get ``to_dict``/``save``/``load`` for free. Every Result carries
+    ``provenance`` (options, seed, seconds, versions; see :mod:`inspect_kit.provenance`), read
+    through :attr:`seconds`, :attr:`seed` and :attr:`options`. Override
     :meth:`rows` to make :meth:`to_frame` return a table, and :meth:`from_dict` when a field
     needs more than the default decoding. Fields named in ``omit_if_none`` are left out of
     :meth:`to_dict` while None (optional parts of a JSON file, e.g. ``exact`` without a truth)
@@ -87,6 +89,32 @@ class Result:
 
     result_type: ClassVar[str] = "Result"
     omit_if_none: ClassVar[tuple[str, ...]] = ()
+    _types: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        Result._types[cls.__name__] = cls
+
+    #: how the Result was made: ``analysis``, ``options`` (as called), ``seed``, ``seconds``,
+    #: ``versions``, ``started`` and what the analysis resolved (e.g. ``view``: dtype, samples,
+    #: buffer policy); filled by :func:`inspect_kit.provenance.entry_point`
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict, kw_only=True,
+                                                   compare=False, repr=False)
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall-clock seconds of the analysis call."""
+        return self.provenance.get("seconds")
+
+    @property
+    def seed(self) -> int | None:
+        """The seed of every random choice of the call."""
+        return self.provenance.get("seed")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options of the call, as given (JSON-safe)."""
+        return dict(self.provenance.get("options", {}))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of every field (the stable interface of ``--json`` files)."""
@@ -111,23 +139,35 @@ class Result:
             kwargs[f.name] = value
         return cls(**kwargs)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the Result as JSON atomically (temp file, then rename)."""
+    def dumps(self) -> str:
+        """The JSON text :meth:`save` writes (and the CLI's ``--json``): ``result_type``,
+        ``schema_version`` and ``result`` (every field, provenance included)."""
         payload = {
             "result_type": type(self).__name__,
             "schema_version": SCHEMA_VERSION,
             "result": self.to_dict(),
         }
-        write_json(path, payload)
+        return json.dumps(payload, indent=2, allow_nan=False) + "\n"
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the Result as JSON atomically (temp file, then rename)."""
+        with atomic_write(path) as fh:
+            fh.write(self.dumps())
 
     @classmethod
     def load(cls: type[R], path: str | os.PathLike) -> R:
-        """Read a Result written by :meth:`save`; the stored type must match ``cls``."""
+        """Read a Result written by :meth:`save` or the CLI's ``--json``; the stored type must
+        match ``cls`` (``Result.load`` returns the stored type when its module is imported)."""
         try:
             payload = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InspectKitError(f"cannot read result file {path}: {exc}") from exc
+        if not isinstance(payload, dict) or "result" not in payload:
+            raise InspectKitError(f"{path} is not a result file (no 'result_type'/'result'); "
+                                  "write it with Result.save or the command line's --json")
         stored = payload.get("result_type")
+        if cls is Result and stored in Result._types:  # Result.load: the stored type
+            return Result._types[stored].from_dict(payload["result"])  # type: ignore[return-value]
         if cls is not Result and stored != cls.__name__:
             raise InspectKitError(
                 f"{path} holds a {stored}, not a {cls.__name__}; load it with {stored}.load"

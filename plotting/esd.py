@@ -114,7 +114,7 @@ def plot_alphas(result: Any, ax: Any = None, max_rows: int = 60) -> Any:
         ax.set_xticks(y)
         ax.set_xticklabels([r["name"] for r in rows], rotation=90, fontsize=6)
         ax.set_ylabel(r"$\alpha$ (90% bootstrap CI)")
-        ax.set_title(f"power-law alpha per layer ({result.mode} mode)")
+        ax.set_title(f"power-law alpha per layer ({result.method} method)")
         ax.legend(fontsize=7, loc="upper right")
         return fig
 

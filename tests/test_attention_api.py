@@ -72,7 +72,7 @@ def test_karat_requires_policy_and_reports_negative_mass(karat, digits):
 
 
 def test_json_keys_and_round_trip(karat, digits, tmp_path):
-    res = attention(karat, "digits", policy="raw", max_samples=8, index=7)
+    res = attention(karat, "digits", policy="raw", samples=8, index=7)
     d = res.to_dict()
     assert "rollout" in d and np.asarray(d["rollout"]["map"]).shape == (4, 4)
     for lay in d["layers"]:
@@ -81,7 +81,7 @@ def test_json_keys_and_round_trip(karat, digits, tmp_path):
     res.save(tmp_path / "a.json")
     back = AttentionResult.load(tmp_path / "a.json")
     assert back.to_dict() == d
-    no_ro = attention(karat, "digits", rollout=False, max_samples=4)
+    no_ro = attention(karat, "digits", rollout=False, samples=4)
     assert "rollout" not in no_ro.to_dict()
     assert len(no_ro.to_frame()) == 8
 
@@ -101,14 +101,14 @@ def test_encoder_without_grid():
 
 def test_errors_name_the_problem(digits):
     with pytest.raises(UnsupportedModelError, match="no attention"):
-        attention(nn.Linear(64, 10), "digits", max_samples=2)
+        attention(nn.Linear(64, 10), "digits", samples=2)
     model = zoo.build("vit")
     with pytest.raises(OptionError, match="index"):
-        attention(model, "digits", max_samples=4, index=4)
+        attention(model, "digits", samples=4, index=4)
     with pytest.raises(OptionError, match="head_fusion"):
         attention(model, "digits", head_fusion="median")
     with pytest.raises(OptionError, match="grid"):
-        attention(model, "digits", grid=(3, 3), max_samples=2)
+        attention(model, "digits", grid=(3, 3), samples=2)
 
 
 def test_uniform_attention_distance_on_digits_grid():

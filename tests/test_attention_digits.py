@@ -30,7 +30,7 @@ def test_trained_softmax_vs_karat_figure_set(digits, tmp_path):
             res[att] = attention(model, digits, index=5, split="test", policy=policy)
         if att == "fourier_karat":
             with pytest.raises(Exception, match="policy"):
-                attention(model, digits, split="test", max_samples=4)
+                attention(model, digits, split="test", samples=4)
             res["fourier_karat_raw"] = attention(model, digits, index=5, split="test",
                                                  policy="raw")
     assert min(acc.values()) > 0.5  # both learned something

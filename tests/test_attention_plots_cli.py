@@ -24,8 +24,8 @@ def results():
     karat = zoo.build("vit", attention="fourier_karat", seed=4)
     with torch.no_grad():
         karat.blocks[1].attn.attn_fn.coef.add_(torch.randn(4, 2, 3) * 0.5)
-    return {"softmax": attention(soft, "digits", max_samples=8, index=2),
-            "Fourier-KArAt (raw)": attention(karat, "digits", max_samples=8, index=2,
+    return {"softmax": attention(soft, "digits", samples=8, index=2),
+            "Fourier-KArAt (raw)": attention(karat, "digits", samples=8, index=2,
                                              policy="raw")}
 
 
@@ -63,10 +63,10 @@ def test_cli_attention_json_and_plot(tmp_path):
     save_checkpoint(model, ckpt)
     out, png = tmp_path / "a.json", tmp_path / "a.png"
     code = main(["attention", str(ckpt), "--data", "digits", "--index", "3", "--rollout",
-                 "--policy", "clamp", "--max-samples", "16", "--json", str(out),
+                 "--policy", "clamp", "--samples", "16", "--json", str(out),
                  "--plot", str(png)])
     assert code == 0
-    d = json.loads(out.read_text())
+    d = json.loads(out.read_text())["result"]
     assert d["index"] == 3 and d["rollout"]["policy"] == "clamp"
     assert len(d["layers"]) == 2
     for lay in d["layers"]:
@@ -78,7 +78,7 @@ def test_cli_attention_json_and_plot(tmp_path):
     assert main(["attention", str(ckpt), "--data", "digits", "--rollout", "--json",
                  str(out2)]) == 2
     assert not out2.exists()
-    # without --rollout the key is absent
+    # --no-rollout: the key is absent (rollout is on by default, as in the API)
     assert main(["attention", str(ckpt), "--data", "digits", "--json", str(out2),
-                 "--max-samples", "4"]) == 0
-    assert "rollout" not in json.loads(out2.read_text())
+                 "--samples", "4", "--no-rollout"]) == 0
+    assert "rollout" not in json.loads(out2.read_text())["result"]

@@ -12,7 +12,7 @@ from inspect_kit.cli import main
 def test_info_on_a_kit_checkpoint(tmp_path, capsys):
     save_checkpoint(zoo.build("mlp", sizes=[4, 3, 2]), tmp_path / "m.pt")
     assert main(["info", str(tmp_path / "m.pt"), "--json", str(tmp_path / "i.json")]) == 0
-    info = json.loads((tmp_path / "i.json").read_text())
+    info = json.loads((tmp_path / "i.json").read_text())["result"]
     assert info["zoo"]["name"] == "mlp" and info["n_parameters"] == 4 * 3 + 3 + 3 * 2 + 2
     assert "zoo:mlp" in capsys.readouterr().out
 
@@ -53,10 +53,10 @@ def test_train_then_load_without_naming_the_architecture(tmp_path):
     assert main(["train", "mlp", "--data", "digits", "--epochs", "2", "--out", str(out)]) == 0
     from inspect_kit.checkpoints import load_model
     from inspect_kit.data import load_data
-    from inspect_kit.evaluate import evaluate
+    from inspect_kit.view import ModelView
 
     model = load_model(out)
-    assert evaluate(model, load_data("digits").split("test")).accuracy > 0.8
+    assert ModelView(model, load_data("digits"), split="test").evaluate().accuracy > 0.8
 
 
 def test_console_script_module_runs():

@@ -11,7 +11,7 @@ from torch import nn
 from analyses.landscape.api import landscape
 from inspect_kit.testing import assert_untouched
 
-KW = dict(dims=2, steps=5, method="loop", seed=2, progress=False)
+KW = dict(dims=2, steps=5, engine="loop", seed=2, progress=False)
 
 
 def test_one_process_merges_rank_files_and_removes_them(tmp_path):

@@ -53,7 +53,7 @@ def ckpts(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cmd", [
-    ["hessian", "m0.pt", "--float64", "--top-k", "3"],
+    ["hessian", "m0.pt", "--dtype", "float64", "--top-k", "3"],
     ["landscape", "m0.pt", "--steps", "5", "--resume", "part.json"],
     ["lmc", "m0.pt", "m1.pt", "--steps", "7", "--layerwise"],
 ])
@@ -72,8 +72,8 @@ def test_torchrun_two_ranks_equals_one_process(ckpts, tmp_path, cmd):
                          capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]
     assert two.stdout.strip() and two.stdout.count("\n") == one.stdout.count("\n")  # rank 0 only
-    a = json.loads((tmp_path / "one.json").read_text())
-    b = json.loads((tmp_path / "two.json").read_text())
+    a = json.loads((tmp_path / "one.json").read_text())["result"]
+    b = json.loads((tmp_path / "two.json").read_text())["result"]
     key = {"hessian": "eigenvalues", "landscape": "loss", "lmc": "loss"}[cmd[0]]
     va, vb = a[key], b[key]
     if isinstance(va, dict):

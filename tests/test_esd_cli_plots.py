@@ -40,16 +40,16 @@ def test_cli_writes_json_with_the_required_keys_and_a_figure(tmp_path, suffix):
         save_file(sd, str(path))
     out, png = tmp_path / "esd.json", tmp_path / "esd.png"
     assert main(["esd", str(path), "--json", str(out), "--plot", str(png)]) == 0
-    data = json.loads(out.read_text())
-    assert "seconds" in data and len(data["layers"]) == 4
+    data = json.loads(out.read_text())["result"]
+    assert data["provenance"]["seconds"] > 0 and len(data["layers"]) == 4
     for row in data["layers"]:
         assert KEYS <= set(row)
     assert png.stat().st_size > 10_000
     # compat mode and the WeightWatcher backend from the CLI
     out2 = tmp_path / "ww.json"
-    assert main(["esd", str(path), "--mode", "ww", "--backend", "weightwatcher",
+    assert main(["esd", str(path), "--method", "compat", "--backend", "weightwatcher",
                  "--json", str(out2)]) == 0
-    cmp = json.loads(out2.read_text())["comparison"]
+    cmp = json.loads(out2.read_text())["result"]["reference"]["comparison"]
     assert cmp and all(c["delta_alpha"] <= 1e-8 for c in cmp)
 
 

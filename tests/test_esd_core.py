@@ -90,7 +90,7 @@ def test_degenerate_orthogonal_matrix_is_flagged_not_absurd():
     with torch.no_grad():
         lin.weight.copy_(q.float())
     with assert_untouched(lin):
-        res = esd(lin, mode="compat", progress=False)
+        res = esd(lin, method="compat", progress=False)
     row = res.row("weight")
     assert row["alpha_raw"] > 1e5  # what an unguarded MLE returns (WeightWatcher: ~1e15)
     assert math.isnan(row["alpha"]) and "orthogonal" in row["flag"]
@@ -189,7 +189,7 @@ def _dense_evals(mats: list[torch.Tensor]) -> np.ndarray:
 def test_every_parameter_of_two_or_more_dims_gets_a_row():
     model = Zoo()
     with assert_untouched(model):
-        res = esd(model, mode="compat", progress=False, mp_fit=False)
+        res = esd(model, method="compat", progress=False, mp_fit=False)
     params = {n for n, p in model.named_parameters() if p.dim() >= 2}
     rows = res.layers
     assert params <= {r["param"] for r in rows}
@@ -208,7 +208,7 @@ def test_every_parameter_of_two_or_more_dims_gets_a_row():
 
 def test_extracted_spectra_equal_dense_numpy_spectra():
     model = Zoo()
-    res = esd(model, mode="compat", progress=False, mp_fit=False)
+    res = esd(model, method="compat", progress=False, mp_fit=False)
     E = 16
     w = model.attn.in_proj_weight.detach()
     np.testing.assert_allclose(res.evals("attn.in_proj_weight[k]"), _dense_evals([w[E:2 * E]]),
@@ -242,8 +242,11 @@ def test_state_dict_and_files_give_the_same_rows(tmp_path):
               str(tmp_path / "m.safetensors"))
     a = esd(model, progress=False, mp_fit=False, n_boot=0)
     b = esd(sd, progress=False, mp_fit=False, n_boot=0)
-    c = esd(tmp_path / "m.pt", progress=False, mp_fit=False, n_boot=0)
-    d = esd(str(tmp_path / "m.safetensors"), progress=False, mp_fit=False, n_boot=0)
+    from inspect_kit.checkpoints import load_checkpoint
+
+    c = esd(load_checkpoint(tmp_path / "m.pt").state_dict, progress=False, mp_fit=False, n_boot=0)
+    d = esd(load_checkpoint(tmp_path / "m.safetensors").state_dict, progress=False, mp_fit=False,
+            n_boot=0)
     for name in ("attn.in_proj_weight[v]", "lstm.weight_ih_l0[g]", "c2.weight",
                  "kan.coef[flat]", "a.weight"):
         assert b.row(name)["alpha"] == a.row(name)["alpha"]
@@ -256,12 +259,12 @@ def test_conv_flat_option_and_bad_input():
     rows = layer_matrices(conv, conv="both")
     assert [r.name for r in rows] == ["weight", "weight[flat]"]
     assert rows[1].mats[0].shape == (12, 30)
-    with pytest.raises(InspectKitError, match="mode"):
-        esd(conv, mode="slow")
+    with pytest.raises(InspectKitError, match="method"):
+        esd(conv, method="slow")
     with pytest.raises(InspectKitError, match="conv"):
         layer_matrices(conv, conv="sliced")
-    with pytest.raises(InspectKitError):
-        esd(tmp := "/nonexistent/model.pt")  # noqa: F841
+    with pytest.raises(InspectKitError, match="not a file path"):
+        esd("/nonexistent/model.pt")
     bad = nn.Linear(20, 20)
     with torch.no_grad():
         bad.weight[0, 0] = float("nan")
@@ -303,7 +306,7 @@ def test_pykan_and_efficient_kan_layouts():
     kan = pytest.importorskip("kan")
     layer = kan.KANLayer(9, 10, num=5, k=3)
     with assert_untouched(layer):
-        res = esd(layer, mode="compat", progress=False, mp_fit=False)
+        res = esd(layer, method="compat", progress=False, mp_fit=False)
     assert "knot grid" in res.row("grid")["skip_reason"]
     assert "mask" in res.row("mask")["skip_reason"]
     coef = layer.coef.detach().permute(1, 0, 2)  # pykan stores (in, out, G+k)

@@ -62,8 +62,8 @@ def _check(model: nn.Module, n_rows: int, **kw) -> None:  # noqa: ANN003
     theirs = ww_rows(run_weightwatcher(model, **kw))
     assert len(theirs) == n_rows
     with assert_untouched(model):
-        compat = esd(model, mode="compat", progress=False, mp_fit=kw.get("mp_fit", False))
-        fast = esd(model, mode="fast", progress=False, mp_fit=False)
+        compat = esd(model, method="compat", progress=False, mp_fit=kw.get("mp_fit", False))
+        fast = esd(model, method="fast", progress=False, mp_fit=False)
     for c in compare_rows(compat.layers, theirs):
         assert not math.isnan(c["alpha_ours"]), c
         assert c["delta_alpha"] <= 1e-8, c
@@ -120,9 +120,11 @@ def test_conv2d_pooling_and_scaling_match_weightwatcher(convnet):
 
 def test_weightwatcher_backend_gives_a_side_by_side_table(trained_mlp):
     with assert_untouched(trained_mlp):
-        res = esd(trained_mlp, backend="weightwatcher", mp_fit=False)
+        res = esd(trained_mlp, method="compat", backend="weightwatcher", mp_fit=False)
     assert res.backend == "weightwatcher" and len(res.layers) == 3
-    assert {r["name"] for r in res.layers} == {"0.weight", "2.weight", "4.weight"}
+    theirs = res.reference["layers"]
+    assert {r["name"] for r in theirs} == {"0.weight", "2.weight", "4.weight"}
+    assert len(res.comparison) == 3
     assert all(c["delta_alpha"] <= 1e-8 and c["same_xmin"] for c in res.comparison)
     assert not any(hasattr(m, "longname") for m in trained_mlp.modules())  # WW ran on a copy
     assert math.isfinite(res.summary["mean_alpha"])

@@ -121,6 +121,6 @@ def test_mlp_layer_blocks_psd_while_full_indefinite(case):
 def test_exact_backend_matches_dense(case):
     _, model, data, _, lam, _ = case
     with assert_untouched(model):
-        ex = hessian(model, data, backend="exact", top_k=3, which="both", progress=False)
+        ex = hessian(model, data, method="exact", top_k=3, which="both", progress=False)
     np.testing.assert_allclose(ex.eigenvalues, np.r_[lam[::-1][:3], lam[:3][::-1]], rtol=1e-10)
     assert ex.trace == pytest.approx(lam.sum(), rel=1e-10)

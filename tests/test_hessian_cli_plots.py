@@ -40,7 +40,7 @@ def test_cli_json_has_the_issue_keys(tmp_path, capsys):
                "--trace", "--budget", "30", "--density", "--probes", "5", "--blocks",
                "--json", str(out), "--plot", str(fig)])
     assert rc == 0 and fig.stat().st_size > 0
-    d = json.loads(out.read_text())
+    d = json.loads(out.read_text())["result"]
     for key in ("eigenvalues", "residuals", "converged", "trace", "trace_stderr", "density",
                 "blocks", "hvp_count"):
         assert key in d, key

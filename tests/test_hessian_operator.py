@@ -112,7 +112,7 @@ def test_mode_eval_default_and_train_warns_and_restores():
     np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=1e-5)  # eval: deterministic
     model.eval()
     with assert_untouched(model), pytest.warns(UserWarning, match="train mode"):
-        hessian(model, (x, y), top_k=1, trace=False, mode="train", progress=False)
+        hessian(model, (x, y), top_k=1, trace=False, model_mode="train", progress=False)
 
 
 def test_untouched_after_an_error():

@@ -28,7 +28,7 @@ def test_side_by_side_and_untouched(case):
     model, data, lam = case
     model.train()  # PyHessian would flip this to eval and leave it there
     with assert_untouched(model), pytest.warns(UserWarning, match="eval mode"):
-        r = hessian(model, data, top_k=3, backend="pyhessian", mode="train", progress=False)
+        r = hessian(model, data, top_k=3, backend="pyhessian", model_mode="train", progress=False)
     ref = r.reference
     assert "error" not in ref, ref.get("error")
     np.testing.assert_allclose(r.eigenvalues, lam[::-1][:3], rtol=1e-4)

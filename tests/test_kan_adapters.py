@@ -344,7 +344,7 @@ def test_sample_edges_uses_given_data():
 
 def test_sample_edges_quantiles_subsample_and_held_out(digits):
     m = KAN([64, 4, 10], seed=0)
-    s = sample_edges(m, digits, n_points=11, quantiles=(0.05, 0.95), max_samples=300)
+    s = sample_edges(m, digits, n_points=11, quantiles=(0.05, 0.95), samples=300)
     assert s.n_samples == 300 and s.x.shape == (64 * 4 + 40, 11)
     fit, held = s.held_out(0.25, seed=1)
     assert len(held) == 75 and len(fit) == 225 and not set(fit.tolist()) & set(held.tolist())
@@ -385,7 +385,7 @@ def test_prelu_channels_sampled_on_observed_range():
         m[1].weight.copy_(torch.tensor([0.1, -0.5, 0.9, 0.3]))
     x = torch.randn(300, 3)
     with assert_untouched(m):
-        s = sample_activations(m, (x, torch.zeros(300, 1)), n_points=31, max_samples=None)
+        s = sample_activations(m, (x, torch.zeros(300, 1)), n_points=31, samples=None)
     pre = m[0](x).detach()
     assert s.labels[2] == "1 (PReLU) channel 2" and s.x.shape == (4, 31)
     for c in range(4):

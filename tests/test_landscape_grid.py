@@ -52,7 +52,7 @@ def test_mlp_grid_equals_naive_loop(small, method, trick):
     X, y = small
     m = zoo.build("mlp", sizes=(64, 24, 24, 10), seed=1)
     with assert_untouched(m):
-        res = landscape(m, (X, y), steps=5, seed=2, method=method, chunk=7,
+        res = landscape(m, (X, y), steps=5, seed=2, engine=method, chunk=7,
                         first_layer_trick=trick, progress=False)
     dirs = random_directions(m, 2, seed=2)
     L, A = naive_grid(m, X, y, dirs, [np.asarray(a) for a in res.axes])
@@ -97,7 +97,7 @@ def test_batchnorm_dropout_model_keeps_buffers(small):
             m(X)
     with assert_untouched(m):
         res = landscape(m, (X, y), steps=3, progress=False)
-        landscape(m, (X, y), dims=1, steps=3, mode="train", progress=False)
+        landscape(m, (X, y), dims=1, steps=3, model_mode="train", progress=False)
     assert m.training  # the caller's mode is restored
     dirs = random_directions(m, 2, seed=0)
     L, _ = naive_grid(m, X, y, dirs, [np.asarray(a) for a in res.axes])
@@ -135,7 +135,7 @@ def test_interpolation_line_hits_both_ends(small):
 def test_subset_reports_its_error(digits):
     m = zoo.build("mlp", sizes=(64, 16, 10), seed=0)
     with assert_untouched(m):
-        res = landscape(m, digits, steps=5, subset=100, subset_checks=3, progress=False)
+        res = landscape(m, digits, steps=5, samples=100, subset_checks=3, progress=False)
     chk = res.subset_check
     assert chk["subset"] == 100 and res.meta["n_samples"] == 100
     assert chk["points"][0] == [0.0, 0.0] and len(chk["points"]) == 3
@@ -147,7 +147,7 @@ def test_subset_reports_its_error(digits):
         assert abs(L[0, 0] - full) < 1e-5
         assert abs(abs(sub - full) - err) < 1e-12
     # seeded: same subset, same values
-    res2 = landscape(m, digits, steps=5, subset=100, subset_checks=3, progress=False)
+    res2 = landscape(m, digits, steps=5, samples=100, subset_checks=3, progress=False)
     assert np.array_equal(res.loss, res2.loss)
 
 
@@ -173,7 +173,7 @@ def test_bad_options(small):
     X, y = small
     m = zoo.build("mlp", sizes=(64, 16, 10))
     for kw in ({"steps": 4}, {"dims": 3}, {"directions": "up"}, {"bn": "recompute"},
-               {"directions": "pca"}, {"span": -1.0}, {"subset": 0}):
+               {"directions": "pca"}, {"span": -1.0}, {"samples": 0}):
         with pytest.raises(OptionError):
             landscape(m, (X, y), progress=False, **kw)
 
@@ -190,11 +190,11 @@ def test_auto_engine_trials_both_and_matches_naive(small, monkeypatch):
     m = zoo.build("mlp", sizes=(64, 12, 10), seed=3)
     res = landscape(m, (X, y), steps=9, chunk=5, progress=False)
     assert set(res.meta["engine_ms_per_point"]) == {"loop"}  # short grid: no vmap set-up
-    monkeypatch.setattr("analyses.landscape.evaluate.TRIAL_MIN_MS", 0.0)
+    monkeypatch.setattr("inspect_kit.view.points.TRIAL_MIN_MS", 0.0)
     with assert_untouched(m):
         res = landscape(m, (X, y), steps=9, chunk=5, progress=False)  # 81 >= 8 * 5 points
     assert set(res.meta["engine_ms_per_point"]) == {"loop", "vmap"}
-    assert res.meta["method"] in ("loop", "vmap")
+    assert res.meta["engine"] in ("loop", "vmap")
     dirs = random_directions(m, 2, seed=0)
     L, _ = naive_grid(m, X, y, dirs, [np.asarray(a) for a in res.axes])
     assert np.allclose(res.loss, L, atol=2e-6, rtol=1e-6)

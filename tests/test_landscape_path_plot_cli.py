@@ -114,9 +114,9 @@ def test_cli_landscape(tmp_path, capsys):
     save_checkpoint(m, ck, trajectory=traj)
     out, fig = tmp_path / "o.json", tmp_path / "o.png"
     rc = main(["landscape", str(ck), "--data", "digits", "--steps", "5", "--directions", "pca",
-               "--subset", "150", "--json", str(out), "--plot", str(fig)])
+               "--samples", "150", "--json", str(out), "--plot", str(fig)])
     assert rc == 0
-    d = json.loads(out.read_text())
+    d = json.loads(out.read_text())["result"]
     for key in ("axes", "loss", "accuracy", "center_loss", "directions_info"):
         assert key in d
     assert d["directions_info"]["kind"] == "pca" and d["subset_check"]["subset"] == 150

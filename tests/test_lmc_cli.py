@@ -21,10 +21,10 @@ def _pair(tmp_path, sizes=(64, 16, 10)):
 def test_cli_writes_json_and_plot(tmp_path):
     a, b = _pair(tmp_path)
     out, fig = tmp_path / "lmc.json", tmp_path / "lmc.png"
-    code = main(["lmc", a, b, "--data", "digits", "--align", "weights", "--repair",
+    code = main(["lmc", a, b, "--data", "digits", "--matching", "weights", "--repair",
                  "--layerwise", "--steps", "5", "--json", str(out), "--plot", str(fig)])
     assert code == 0
-    d = json.loads(out.read_text())
+    d = json.loads(out.read_text())["result"]
     for key in ("t", "loss", "error", "barrier_mean", "barrier_linear", "aligned", "layerwise"):
         assert key in d, key
     assert set(d["barrier_mean"]) == {"loss", "error"}

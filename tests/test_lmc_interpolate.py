@@ -45,7 +45,7 @@ def test_curve_matches_plain_forward_of_averaged_models(digits):
     a = zoo.build("mlp", sizes=(64, 16, 10), seed=0)
     b = zoo.build("mlp", sizes=(64, 16, 10), seed=1)
     with assert_untouched(a), assert_untouched(b):
-        res = lmc(a, b, digits, steps=5, refine=False)
+        res = lmc(a, b, digits, steps=5, refine=False, split="both")
     assert np.allclose(res.t, [0, 0.25, 0.5, 0.75, 1])
     for i, t in enumerate(res.t):
         mid = copy.deepcopy(a)
@@ -76,14 +76,14 @@ def test_mismatched_architectures_name_the_tensor(digits):
     b = zoo.build("mlp", sizes=(64, 12, 10))
     with pytest.raises(ArchitectureMismatchError, match=r"layers\.0\.weight"):
         lmc(a, b, digits)
-    with pytest.raises(OptionError, match="align"):
-        lmc(a, a, digits, align="magic")
+    with pytest.raises(OptionError, match="matching"):
+        lmc(a, a, digits, matching="magic")
 
 
 def test_json_keys_and_round_trip(digits, tmp_path):
     a = zoo.build("mlp", sizes=(64, 16, 10), seed=0)
     b = zoo.build("mlp", sizes=(64, 16, 10), seed=1)
-    res = lmc(a, b, digits, align="weights", layerwise=True, steps=5)
+    res = lmc(a, b, digits, matching="weights", layerwise=True, steps=5, split="both")
     d = res.to_dict()
     for key in ("t", "loss", "error", "barrier_mean", "barrier_linear", "aligned", "layerwise"):
         assert key in d

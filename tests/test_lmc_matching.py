@@ -48,7 +48,7 @@ def test_recovered_pair_has_zero_barrier(digits):
     a = zoo.build("mlp", sizes=(64, 32, 10), seed=0)
     b, _ = _scrambled(a, digits.x_train)
     with assert_untouched(a), assert_untouched(b):
-        res = lmc(a, b, digits, align="weights", steps=5)
+        res = lmc(a, b, digits, matching="weights", steps=5, split="both")
     naive = np.asarray(res.curves["naive"]["loss"]["train"])
     assert np.ptp(naive) > 1e-3  # the unaligned path leaves the function's level set
     for split in ("train", "test"):
@@ -101,7 +101,7 @@ def test_trained_pair_barrier_drops(digits):
         fit(m, digits, epochs=6, seed=s, progress=False)
         models.append(m)
     with assert_untouched(models[0]), assert_untouched(models[1]):
-        res = lmc(models[0], models[1], digits, align="weights", steps=9, refine=False)
+        res = lmc(models[0], models[1], digits, matching="weights", steps=9, refine=False)
     naive = res.curves["naive"]["barrier_mean"]["loss"]["train"]
     assert res.barrier_mean["loss"]["train"] < 0.5 * naive
     assert np.isfinite(res.aligned["max_abs_delta_logit"])

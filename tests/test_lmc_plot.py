@@ -21,7 +21,7 @@ from plotting.lmc import plot_curves, plot_layerwise, plot_lmc  # noqa: E402
 def test_plots_show_every_path_split_and_layer(digits, tmp_path):
     a = zoo.build("mlp", sizes=(64, 16, 10), seed=0)
     b = zoo.build("mlp", sizes=(64, 16, 10), seed=1)
-    res = lmc(a, b, digits, align="weights", layerwise=True, steps=5)
+    res = lmc(a, b, digits, matching="weights", layerwise=True, steps=5, split="both")
     fig = plot_lmc(res)
     ax_loss, ax_err, ax_bar = fig.axes[:3]
     assert len(ax_loss.get_lines()) == 4 and len(ax_err.get_lines()) == 4  # 2 paths x 2 splits
@@ -39,7 +39,7 @@ def test_regression_pair_has_no_error_curve():
     a = zoo.build("mlp", sizes=(2, 8, 1), seed=0)
     b = zoo.build("mlp", sizes=(2, 8, 1), seed=1)
     with assert_untouched(a), assert_untouched(b):
-        res = lmc(a, b, data, align="activations", steps=5)
+        res = lmc(a, b, data, matching="activations", steps=5)
     assert res.error is None and res.barrier_mean["error"] is None
     fig = plot_curves(res)
     assert len(fig.axes) == 1

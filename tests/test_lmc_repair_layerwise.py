@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from analyses.lmc.api import lmc
-from analyses.lmc.interpolate import split_batches
 from analyses.lmc.layerwise import layerwise_barriers
 from analyses.lmc.permutation import load_state_copy, model_state, permutation_spec
 from analyses.lmc.repair import layer_stats, repair_targets, repaired_point, reset_batchnorm
 from inspect_kit import zoo
 from inspect_kit.testing import assert_untouched
+from inspect_kit.view import ModelView
 
 
 def _hidden(model, x):
@@ -38,8 +38,9 @@ def test_repaired_units_have_interpolated_endpoint_statistics(t):
     with assert_untouched(a), assert_untouched(b):
         targets = repair_targets(a, permutation_spec(a, x[:4]))
         assert targets == ["layers.0", "layers.2"]
-        ends = (layer_stats(a, sa, x, targets), layer_stats(a, sb, x, targets))
-        p = repaired_point(a, sa, sb, t, x, targets, ends)
+        view = ModelView(a, (x,))
+        ends = (layer_stats(view, sa, targets), layer_stats(view, sb, targets))
+        p = repaired_point(view, sb, list(sa), t, targets, ends)
     with torch.no_grad():
         ha, hb, hr = _hidden(a, x), _hidden(b, x), _hidden(load_state_copy(a, p), x)
     for k in range(2):
@@ -55,8 +56,9 @@ def test_repair_at_t0_is_identity():
     x = torch.randn(200, 10)
     sa, sb = model_state(a), model_state(b)
     targets = ["layers.0"]
-    ends = (layer_stats(a, sa, x, targets), layer_stats(a, sb, x, targets))
-    p = repaired_point(a, sa, sb, 0.0, x, targets, ends)
+    view = ModelView(a, (x,))
+    ends = (layer_stats(view, sa, targets), layer_stats(view, sb, targets))
+    p = repaired_point(view, sb, list(sa), 0.0, targets, ends)
     for n in sa:
         torch.testing.assert_close(p[n], sa[n], atol=1e-5, rtol=1e-5)
 
@@ -81,7 +83,7 @@ def test_batchnorm_reset_uses_data_statistics():
     p = model_state(m)
     p = {k: v.clone() for k, v in p.items()}
     with assert_untouched(m):
-        reset_batchnorm(m, p, x)
+        reset_batchnorm(ModelView(m, (x,), batch_size=64), p)
     z = x @ m[0].weight.detach().T + m[0].bias.detach()
     torch.testing.assert_close(p["1.running_mean"], z.mean(0), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(p["1.running_var"], z.var(0, unbiased=True), atol=1e-5, rtol=1e-5)
@@ -93,7 +95,7 @@ def test_layerwise_only_the_changed_layer_has_a_barrier(digits):
     other = zoo.build("mlp", sizes=(64, 16, 16, 10), seed=7)
     b.layers[2].load_state_dict(other.layers[2].state_dict())
     with assert_untouched(a), assert_untouched(b):
-        res = lmc(a, b, digits, layerwise=True, steps=7, refine=False)
+        res = lmc(a, b, digits, layerwise=True, steps=7, refine=False, split="both")
     lw = res.layerwise
     assert lw["names"] == ["layers.0", "layers.2", "layers.4"]
     for kind in ("barrier_mean", "barrier_linear"):
@@ -109,7 +111,9 @@ def test_layerwise_groups_cover_tensors_outside_modules():
     x = torch.randn(20, 64)
     y = torch.randint(0, 10, (20,))
     with assert_untouched(a), assert_untouched(b):
-        lw = layerwise_barriers(a, model_state(a), model_state(b), split_batches((x, y)), steps=3)
+        view = ModelView(a, (x, y))
+        lw = layerwise_barriers({"data": view}, view.direction_to(model_state(b), all_params=True),
+                                steps=3)
     assert "cls_token" in lw["names"] and "blocks.0.mlp.fc1" in lw["names"]
     assert np.all(np.isfinite(lw["barrier_linear"]["loss"]["data"]))
 
@@ -122,8 +126,9 @@ def test_repair_of_kan_nodes_matches_interpolated_statistics():
     with assert_untouched(a), assert_untouched(b):
         targets = repair_targets(a, permutation_spec(a, x[:4]))
         assert targets == ["layers.0"]
-        ends = (layer_stats(a, sa, x, targets), layer_stats(a, sb, x, targets))
-        p = repaired_point(a, sa, sb, 0.5, x, targets, ends)
+        view = ModelView(a, (x,))
+        ends = (layer_stats(view, sa, targets), layer_stats(view, sb, targets))
+        p = repaired_point(view, sb, list(sa), 0.5, targets, ends)
     with torch.no_grad():  # node values = input of layer 1, by the model's own plain forward
         za, zb = a.layer_inputs(x)[1].double(), b.layer_inputs(x)[1].double()
         zr = load_state_copy(a, p).layer_inputs(x)[1].double()

@@ -5,13 +5,10 @@ import torch
 from torch import nn
 
 from inspect_kit.errors import ArchitectureMismatchError, NonFiniteError
-from inspect_kit.evaluate import evaluate, evaluate_many
 from inspect_kit.params import (
-    batched_forward,
     check_finite,
     filter_norms,
     flatten,
-    functional_forward,
     named_params,
     same_structure,
     unflatten,
@@ -44,43 +41,6 @@ def test_filter_norms_match_manual():
     manual = torch.sqrt((w**2).sum(1))
     torch.testing.assert_close(norms["0.weight"], manual)
     torch.testing.assert_close(norms["0.bias"], net[0].bias.detach().norm().reshape(1))
-
-
-def test_functional_forward_equals_module_at_own_and_other_params():
-    net, other = _net(0), _net(1)
-    x = torch.randn(5, 4)
-    with assert_untouched(net):
-        torch.testing.assert_close(functional_forward(net, named_params(net), x), net(x))
-        torch.testing.assert_close(functional_forward(net, named_params(other), x), other(x))
-
-
-def test_batched_forward_equals_loop():
-    nets = [_net(s) for s in range(3)]
-    stacked = {k: torch.stack([named_params(n)[k] for n in nets]) for k in named_params(nets[0])}
-    x = torch.randn(7, 4)
-    with assert_untouched(nets[0]):
-        out = batched_forward(nets[0], stacked, x)
-    for i, n in enumerate(nets):
-        torch.testing.assert_close(out[i], n(x), rtol=1e-5, atol=1e-6)
-
-
-def test_evaluate_matches_direct_computation_and_batching():
-    net = _net()
-    x, y = torch.randn(50, 4), torch.randint(0, 3, (50,))
-    direct = float(nn.functional.cross_entropy(net(x), y).detach())
-    acc = float((net(x).argmax(1) == y).float().mean())
-    with assert_untouched(net):
-        one = evaluate(net, (x, y))
-        from inspect_kit.data import Batches
-
-        many = evaluate(net, Batches.of((x, y), batch_size=7))
-    assert one.loss == pytest.approx(direct, rel=1e-6)
-    assert many.loss == pytest.approx(direct, rel=1e-6)
-    assert one.accuracy == pytest.approx(acc)
-    nets = [net, _net(1)]
-    stacked = {k: torch.stack([named_params(n)[k] for n in nets]) for k in named_params(net)}
-    losses, accs = evaluate_many(net, stacked, (x, y))
-    assert float(losses[1]) == pytest.approx(evaluate(nets[1], (x, y)).loss, rel=1e-5)
 
 
 def test_structure_and_finiteness_errors():

@@ -63,8 +63,8 @@ def test_small_diagram(small, tmp_path):
 
 def test_large_diagram_is_thinned(digits):
     m = KAN([64, 16, 10], seed=0)
-    s = sample_edges(m, digits, n_points=21, max_samples=200)
-    a = attribute(m, digits, max_samples=200, knockout=False)
+    s = sample_edges(m, digits, n_points=21, samples=200)
+    a = attribute(m, digits, samples=200, knockout=False)
     fig = diagram(s, a, max_curves=30, max_lines=100)
     ax = fig.axes[0]
     assert len(artist(ax, "curves").get_segments()) == 60

@@ -169,16 +169,17 @@ def test_cli_json_keys(tmp_path):
     args = ["symbolic", str(ckpt), "--data", str(data), "--library", "x,x^2,sin,exp",
             "--prune", "0.05", "--json", str(out), "--plot", str(png)]
     assert main(args) == 0
-    d = json.loads(out.read_text())
-    assert set(d) == {"edges", "formula", "formula_r2_model", "formula_r2_data", "seconds",
+    d = json.loads(out.read_text())["result"]
+    assert set(d) == {"edges", "formula", "formula_r2_model", "formula_r2_data", "provenance",
                       "details"}
+    assert d["provenance"]["options"]["prune"] == 0.05
     for e in d["edges"]:
         assert {"layer", "out", "in", "function", "params", "r2", "complexity", "attribution",
                 "pareto"} <= set(e)
         assert set(e["params"]) == {"a", "b", "c", "d"}
     assert png.stat().st_size > 0
     assert main(args + ["--truth", "exp(sin(pi*x1) + x2**2)"]) == 0
-    assert "exact" in json.loads(out.read_text())
+    assert "exact" in json.loads(out.read_text())["result"]
 
 
 def test_zoo_kan_untouched_and_pruning_only_by_attribution():

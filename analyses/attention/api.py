@@ -1,6 +1,6 @@
 """``attention(model, data)``: capture every attention call on a batch and summarise it.
 
-One forward pass (eval mode, no gradients) on the first ``max_samples`` inputs, inside
+One forward pass (eval mode, no gradients) on a seeded draw of ``samples`` inputs, inside
 :func:`inspect_kit.attention.capture_attention`; then per layer the statistics of
 :mod:`analyses.attention.stats` and, on request, the rollout of :mod:`analyses.attention.rollout`.
 The model is never modified (every hook and patch is undone, mode flags restored).
@@ -17,30 +17,18 @@ import torch
 from torch import nn
 
 from inspect_kit.attention import AttentionMap, capture_attention
-from inspect_kit.data import Batches, DataBundle, load_data
-from inspect_kit.errors import DataError, OptionError, UnsupportedModelError
-from inspect_kit.modes import model_mode
+from inspect_kit.data import DataBundle, load_data
+from inspect_kit.errors import OptionError, UnsupportedModelError
+from inspect_kit.progress import bar
+from inspect_kit.provenance import entry_point
+from inspect_kit.view import ModelView
+from inspect_kit.view.batches import concat
 from inspect_kit.zoo import spec_of
 
 from . import stats
 from .result import AttentionResult, LayerAttention
 from .rollout import POLICIES, check_options
 from .rollout import rollout as rollout_fn
-
-
-def _inputs(data: Any, split: str, max_samples: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    xs, ys, n = [], [], 0
-    for x, y in Batches.of(data, split=split):
-        xs.append(x)
-        ys.append(y)
-        n += len(x)
-        if n >= max_samples:
-            break
-    if not xs:
-        raise DataError("the data yielded no batch; pass at least one input")
-    x = torch.cat(xs)[:max_samples]
-    y = torch.cat(ys)[:max_samples] if all(isinstance(t, torch.Tensor) for t in ys) else None
-    return x, y
 
 
 def _model_layout(model: nn.Module) -> tuple[int | None, tuple[int, int] | None]:
@@ -77,6 +65,7 @@ def _layer(m: AttentionMap, index: int, prefix: int, grid: tuple[int, int] | Non
         score_spectrum=_np(stats.spectrum_summary(sc)) if sc is not None else None)
 
 
+@entry_point("attention", renamed={"mode": "model_mode", "max_samples": "samples"})
 def attention(
     model: nn.Module,
     data: Any,
@@ -87,24 +76,29 @@ def attention(
     head_fusion: str = "mean",
     discard_ratio: float = 0.0,
     residual: float = 0.5,
-    max_samples: int = 64,
+    samples: int | None = 64,
     split: str = "train",
+    seed: int = 0,
     prefix_tokens: int | None = None,
     grid: tuple[int, int] | None = None,
     cls_index: int = 0,
     image_shape: tuple[int, ...] | None = None,
     families: Sequence[str] | None = None,
     patch_modules: Sequence[str | ModuleType] = (),
-    mode: str | None = "eval",
+    model_mode: str | None = "eval",
+    dtype: torch.dtype | str | None = None,
+    device: torch.device | str | None = None,
+    progress: bool | None = None,
 ) -> AttentionResult:
     """Attention maps, per-head statistics and (optionally) rollout of ``model`` on ``data``.
 
     Args:
         model: any model with attention the capture understands (zoo ViT, ``nn.MultiheadAttention``,
             modules calling ``F.scaled_dot_product_attention``, HuggingFace-style models).
-        data: any data form (:class:`inspect_kit.data.Batches`); the first ``max_samples``
-            inputs of ``split`` are used.
-        index: the image whose CLS maps and rollout map are stored.
+        data: any data form the model view accepts (:mod:`inspect_kit.view.batches`); a seeded
+            random draw of ``samples`` inputs of ``split`` (None: all) goes through the model in
+            one forward pass.
+        index: the input (among the drawn ones) whose CLS maps and rollout map are stored.
         rollout: compute attention rollout (Abnar & Zuidema 2020).
         policy: ``None`` (softmax attention only) or one of ``raw``, ``clamp``, ``abs``,
             ``renormalise`` (required for non-softmax attention such as Fourier-KArAt).
@@ -116,25 +110,29 @@ def attention(
         cls_index: the query row used for CLS maps and the rollout map.
         image_shape: shape of one input as an image (default: the data set's ``image_shape``).
         families, patch_modules: passed to :func:`inspect_kit.attention.capture_attention`.
-        mode: model mode for the forward pass ("eval" by default; restored afterwards).
+        model_mode, dtype, device: the model view's options (eval mode by default; restored
+            afterwards).
     """
     if rollout:
         check_options(policy, head_fusion, discard_ratio, residual)
     elif policy is not None and policy not in POLICIES:
         raise OptionError(f"policy must be one of {POLICIES}, got {policy!r}")
-    if int(max_samples) < 1:
-        raise OptionError(f"max_samples must be >= 1, got {max_samples}")
     if isinstance(data, str):
         data = load_data(data)
     if isinstance(data, DataBundle) and image_shape is None:
         image_shape = data.image_shape
-    x, y = _inputs(data, split, int(max_samples))
-    if not 0 <= int(index) < len(x):
-        raise OptionError(f"index={index} is outside the {len(x)} inputs used; pass "
-                          f"0 <= index < {len(x)} (or raise max_samples)")
-    with model_mode(model, mode), torch.no_grad(), \
+    view = ModelView(model, data, split=split, samples=samples, seed=seed,
+                     model_mode=model_mode, dtype=dtype, device=device)
+    if len(view.batches) > 1:
+        view = view.on_batches([concat(view.batches)])
+    batch = view.batches[0]
+    if not 0 <= int(index) < batch.n:
+        raise OptionError(f"index={index} is outside the {batch.n} inputs used; pass "
+                          f"0 <= index < {batch.n} (or raise samples)")
+    with bar(1, "attention", progress) as pb, torch.no_grad(), view.mode(), \
             capture_attention(model, families=families, patch_modules=patch_modules) as rec:
-        model(x)
+        view.call(view.state, batch)
+        pb.update(1)
     maps = rec.maps  # one forward: every call, in call order
     if not maps:
         hint = "; ".join(rec.problems)
@@ -163,18 +161,20 @@ def attention(
         ro = _rollout(maps, layers, int(index), prefix, lay_grid, policy, head_fusion,
                       float(discard_ratio), float(residual), cls_index)
     image = None
-    if image_shape is not None and x[index].numel() == int(np.prod(image_shape)):
-        image = x[index].reshape(image_shape).double().numpy()
-    elif x.dim() in (3, 4):
-        image = x[index].double().numpy()
+    x, y = batch.x, batch.target
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        if image_shape is not None and x[index].numel() == int(np.prod(image_shape)):
+            image = x[index].reshape(image_shape).double().cpu().numpy()
+        elif x.dim() in (3, 4):
+            image = x[index].double().cpu().numpy()
     spec = spec_of(model)
     label = int(y[index]) if y is not None and not torch.is_floating_point(y) \
         and y.dim() == 1 else None
     return AttentionResult(
-        layers=tuple(layers), index=int(index), n_samples=len(x), prefix_tokens=prefix,
+        layers=tuple(layers), index=int(index), n_samples=batch.n, prefix_tokens=prefix,
         grid=lay_grid, image=image, label=label,
         model=f"zoo:{spec['name']} {spec['kwargs']}" if spec else type(model).__name__,
-        rollout=ro)
+        rollout=ro, provenance={"view": view.options})
 
 
 def _rollout(maps: list[AttentionMap], layers: list[LayerAttention], index: int, prefix: int,

@@ -108,7 +108,7 @@ class AttentionResult(Result):
             prefix_tokens=int(data["prefix_tokens"]),
             grid=None if grid is None else (int(grid[0]), int(grid[1])),
             image=_arr(data.get("image")), label=data.get("label"), model=data["model"],
-            rollout=ro)
+            rollout=ro, provenance=dict(data.get("provenance") or {}))
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per (layer, head): entropy, distance, negative mass, row-sum deviation."""

@@ -8,7 +8,7 @@ smaller alpha (2-6) signals better-trained layers. Every >= 2-D parameter gets a
 
 >>> import torch
 >>> from torch import nn
->>> res = esd(nn.Linear(64, 32), progress=False)
+>>> res = esd(nn.Linear(64, 32), progress=False)  # a model or a state dict
 >>> res.layers[0]["name"], res.layers[0]["status"]
 ('weight', 'success')
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -28,14 +27,15 @@ from torch import nn
 
 from inspect_kit.errors import OptionError
 from inspect_kit.progress import bar
+from inspect_kit.provenance import entry_point
 
 from . import metrics as M
 from . import powerlaw as PL
 from . import spectra
-from .matrices import LayerMatrix, layer_matrices, load_state_dict
+from .matrices import LayerMatrix, layer_matrices
 from .result import ROW_KEYS, ESDResult, summarise
 
-MODES = ("fast", "compat")
+METHODS = ("fast", "compat")
 BACKENDS = ("native", "weightwatcher")
 FAST_REL_FLOOR = 1e-12
 
@@ -161,16 +161,16 @@ def analyse_matrix(lm: LayerMatrix, *, mode: str = "fast", min_evals: int = 8,
     return row, ev
 
 
-def _resolve(source: Any) -> tuple[nn.Module | Mapping[str, torch.Tensor], str]:
-    if isinstance(source, (str, os.PathLike)):
-        return load_state_dict(source), str(source)
-    if isinstance(source, nn.Module):
-        return source, type(source).__name__
-    if isinstance(source, Mapping):
-        return source, "state_dict"
-    raise OptionError(
-        f"esd needs an nn.Module, a state dict or a checkpoint path; got {type(source).__name__}"
-    )
+def _resolve(model: Any) -> tuple[nn.Module | Mapping[str, torch.Tensor], str]:
+    if isinstance(model, nn.Module):
+        return model, type(model).__name__
+    if isinstance(model, Mapping):
+        return model, "state_dict"
+    if isinstance(model, (str, os.PathLike)):
+        raise OptionError(
+            f"esd takes a model or a state dict, not a file path ({str(model)!r}); read the file "
+            "with inspect_kit.checkpoints.load_checkpoint(path).state_dict (or load_model)")
+    raise OptionError(f"esd needs an nn.Module or a state dict; got {type(model).__name__}")
 
 
 def _select(rows: list[LayerMatrix], layers: Sequence[str] | None) -> list[LayerMatrix]:
@@ -190,10 +190,11 @@ def _select(rows: list[LayerMatrix], layers: Sequence[str] | None) -> list[Layer
     return keep
 
 
+@entry_point("esd", renamed={"mode": "method", "source": "model"}, tools=("weightwatcher",))
 def esd(
-    source: nn.Module | Mapping[str, torch.Tensor] | str | os.PathLike,
+    model: nn.Module | Mapping[str, torch.Tensor],
     *,
-    mode: str = "fast",
+    method: str = "fast",
     backend: str = "native",
     layers: Sequence[str] | None = None,
     min_evals: int = 8,
@@ -211,34 +212,28 @@ def esd(
     threads: int | None = None,
     progress: bool | None = None,
 ) -> ESDResult:
-    """ESD metrics for every >= 2-D parameter of a model, a state dict or a checkpoint file.
+    """ESD metrics for every >= 2-D parameter of a model or a state dict (no data needed).
 
-    ``mode="fast"``: float64 Gram eigenvalues (BLAS syrk + LAPACK syevr).
-    ``mode="compat"``: WeightWatcher 0.7.7's float64 SVD, conv2d scaling and fit arithmetic
-    (alpha to ~1e-14). ``backend="weightwatcher"`` runs WeightWatcher itself on the same
-    weights and returns its rows, with ``comparison`` holding a side-by-side table against this
-    kit's compat mode. ``min_evals``/``max_evals``: rows with fewer eigenvalues are skipped
-    (with a reason); a matrix whose smaller side exceeds ``max_evals`` gets its top
-    ``partial_k`` eigenvalues only. ``mp_fit``: MP bulk fit (``mp_softrank``, ``num_spikes``);
-    ``randomize``: ESD of the element-shuffled matrix (``rand_*`` columns, seeded); ``detx``:
-    SETOL detX/ERG columns; ``n_boot``/``level``: fixed-xmin bootstrap CI of alpha; ``conv``:
-    ``"pooled"`` per-tap slices (default), ``"flat"`` ``(out, in*k)`` or ``"both"``;
-    ``threads``: pin torch/BLAS threads. The model is never modified.
+    ``method="fast"``: float64 Gram eigenvalues (BLAS syrk + LAPACK syevr).
+    ``method="compat"``: WeightWatcher 0.7.7's float64 SVD, conv2d scaling and fit arithmetic
+    (alpha to ~1e-14). ``backend="weightwatcher"``: our rows, with WeightWatcher run on the same
+    weights beside them (``reference``: its rows and a side-by-side ``comparison``).
+    ``min_evals``/``max_evals``: rows with fewer eigenvalues are skipped (with a reason); a
+    matrix whose smaller side exceeds ``max_evals`` gets its top ``partial_k`` eigenvalues only.
+    ``mp_fit``: MP bulk fit (``mp_softrank``, ``num_spikes``); ``randomize``: ESD of the
+    element-shuffled matrix (``rand_*`` columns, seeded); ``detx``: SETOL detX/ERG columns;
+    ``n_boot``/``level``: fixed-xmin bootstrap CI of alpha; ``conv``: ``"pooled"`` per-tap
+    slices (default), ``"flat"`` ``(out, in*k)`` or ``"both"``; ``threads``: pin torch/BLAS
+    threads. Checkpoint files are read by :mod:`inspect_kit.checkpoints`, not here. The model is
+    never modified.
     """
-    if mode not in MODES:
-        raise OptionError(f"mode must be one of {MODES}, got {mode!r}")
+    if method not in METHODS:
+        raise OptionError(f"method must be one of {METHODS}, got {method!r}")
     if backend not in BACKENDS:
         raise OptionError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if not 0 < level < 1:
         raise OptionError(f"level must be in (0, 1), got {level}")
-    if backend == "weightwatcher":
-        from .ww_backend import esd_weightwatcher
-
-        return esd_weightwatcher(source, mp_fit=mp_fit, randomize=randomize, detx=detx,
-                                 min_evals=min_evals, max_evals=max_evals, layers=layers,
-                                 threads=threads, seed=seed)
-    t0 = time.perf_counter()
-    src, label = _resolve(source)
+    src, label = _resolve(model)
     with pinned_threads(threads), torch.no_grad():
         mats = _select(layer_matrices(src, conv=conv, dedupe=dedupe), layers)
         rows: list[dict[str, Any]] = []
@@ -253,18 +248,22 @@ def esd(
                     rows.append(r)
                     pb.update(1)
                     continue
-                r, ev = analyse_matrix(lm, mode=mode, min_evals=min_evals, max_evals=max_evals,
-                                       partial_k=partial_k, mp_fit=mp_fit, randomize=randomize,
-                                       detx=detx, n_boot=n_boot, level=level, seed=seed + i,
-                                       workspace=workspace)
+                r, ev = analyse_matrix(lm, mode=method, min_evals=min_evals,
+                                       max_evals=max_evals, partial_k=partial_k, mp_fit=mp_fit,
+                                       randomize=randomize, detx=detx, n_boot=n_boot,
+                                       level=level, seed=seed + i, workspace=workspace)
                 r["duplicate_of"] = None
                 done[lm.name] = r
                 rows.append(r)
                 if keep_evals and ev is not None:
                     evals[lm.name] = ev.tolist()
                 pb.update(1)
-    options = dict(min_evals=min_evals, max_evals=max_evals, partial_k=partial_k, mp_fit=mp_fit,
-                   randomize=randomize, detx=detx, n_boot=n_boot, level=level, conv=conv,
-                   dedupe=dedupe, seed=seed)
-    return ESDResult(layers=rows, seconds=time.perf_counter() - t0, mode=mode, backend=backend,
-                     summary=summarise(rows), eigenvalues=evals, options=options, source=label)
+        reference = None
+        if backend == "weightwatcher":
+            from .ww_backend import weightwatcher_reference
+
+            reference = weightwatcher_reference(src, rows, mp_fit=mp_fit, randomize=randomize,
+                                                detx=detx, min_evals=min_evals,
+                                                max_evals=max_evals, layers=layers)
+    return ESDResult(layers=rows, method=method, backend=backend, summary=summarise(rows),
+                     eigenvalues=evals, reference=reference, source=label)

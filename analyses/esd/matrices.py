@@ -27,15 +27,13 @@ spectrum is computed once.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from inspect_kit.errors import CheckpointError, InspectKitError
+from inspect_kit.errors import InspectKitError
 
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
@@ -70,45 +68,6 @@ class LayerMatrix:
 
 # ----------------------------------------------------------------------------------------------
 # loading
-
-
-def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` file, a plain state dict ``.pt`` or a kit checkpoint.
-
-    Loads with ``torch.load(weights_only=True)``: no pickled code is executed.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise CheckpointError(f"checkpoint {p} does not exist; pass a .pt/.pth/.safetensors path")
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return dict(load_file(str(p)))
-    try:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise CheckpointError(
-            f"cannot load {p} with torch.load(weights_only=True): {exc}. Save a state dict "
-            "(torch.save(model.state_dict(), path)) or a .safetensors file"
-        ) from exc
-    return state_dict_of(obj, str(p))
-
-
-def state_dict_of(obj: Any, where: str = "the object") -> dict[str, torch.Tensor]:
-    """Find the tensor mapping in a loaded object (plain state dict or a kit checkpoint dict)."""
-    if isinstance(obj, Mapping):
-        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return dict(obj)
-        for key in ("state_dict", "model_state_dict", "model", "params", "weights"):
-            if isinstance(obj.get(key), Mapping):
-                return state_dict_of(obj[key], where)
-        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if tensors:
-            return tensors
-    raise CheckpointError(
-        f"{where} holds no tensors (type {type(obj).__name__}); expected a state dict, a kit "
-        "checkpoint or a .safetensors file"
-    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -46,24 +46,28 @@ class ESDResult(Result):
     """Per-matrix ESD metrics (see ``analyses.esd.metrics`` for every definition).
 
     ``layers``: one dict per matrix with the keys in :data:`ROW_KEYS`; ``eigenvalues``: the ESD
-    of every analysed row (sorted, for plots); ``comparison``: the side-by-side table against
-    WeightWatcher when ``backend="weightwatcher"``; ``seconds``: wall time of the analysis.
+    of every analysed row (sorted, for plots); ``method``: "fast" or "compat"; ``reference``:
+    with ``backend="weightwatcher"``, WeightWatcher's own rows (``layers``, ``summary``,
+    ``seconds``) and the side-by-side ``comparison`` with ours, else None.
     """
 
     layers: list[dict[str, Any]]
-    seconds: float
-    mode: str = "fast"
+    method: str = "fast"
     backend: str = "native"
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     eigenvalues: dict[str, list[float]] = dataclasses.field(default_factory=dict)
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    comparison: list[dict[str, Any]] | None = None
+    reference: dict[str, Any] | None = None
     source: str = ""
 
     result_type: ClassVar[str] = "ESDResult"
 
     def rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.layers]
+
+    @property
+    def comparison(self) -> list[dict[str, Any]] | None:
+        """The side-by-side table against WeightWatcher (``backend="weightwatcher"``)."""
+        return None if self.reference is None else self.reference.get("comparison")
 
     @property
     def names(self) -> list[str]:

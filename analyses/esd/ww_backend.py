@@ -1,10 +1,11 @@
-"""``backend="weightwatcher"``: run WeightWatcher 0.7.7 itself on the same weights, side by side.
+"""``backend="weightwatcher"``: WeightWatcher 0.7.7 itself on the same weights, beside our rows.
 
 WeightWatcher is run on a deep copy of the model (its layer iterator sets a ``longname``
 attribute on every module, which would otherwise modify the caller's model), with its stdout
 ("SMALL N PL FIT") and logging silenced. Its rows are renamed to this kit's parameter names
 (``<module>.weight``) and mapped to this kit's keys; ``comparison`` pairs every WeightWatcher row
-with this kit's compat-mode row (``delta_alpha``, ``same_xmin``).
+with this kit's row of the same matrix (``delta_alpha``, ``same_xmin``: bit-identical alpha in
+``method="compat"``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import copy
 import io
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,10 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inspect_kit.errors import OptionError
-
-from .matrices import load_state_dict
-from .result import ROW_KEYS, ESDResult, summarise
+from .result import ROW_KEYS, summarise
 
 #: WeightWatcher column -> this kit's row key
 WW_COLUMNS = {
@@ -105,30 +102,18 @@ def compare_rows(ours: Sequence[dict[str, Any]], theirs: Sequence[dict[str, Any]
     return out
 
 
-def esd_weightwatcher(source: Any, *, mp_fit: bool = False, randomize: bool = False,
-                      detx: bool = True, min_evals: int = 8, max_evals: int = 15000,
-                      layers: Sequence[str] | None = None, threads: int | None = None,
-                      seed: int = 0) -> ESDResult:
-    """Run WeightWatcher on ``source`` and compare it with this kit's compat mode."""
-    from .api import esd, pinned_threads
-
-    if isinstance(source, (str, os.PathLike)):
-        source = load_state_dict(source)
-    if not isinstance(source, (nn.Module, Mapping)):
-        raise OptionError(f"weightwatcher backend needs a model or state dict, got "
-                          f"{type(source).__name__}")
+def weightwatcher_reference(model: nn.Module | Mapping[str, torch.Tensor],
+                            ours: Sequence[dict[str, Any]], *, mp_fit: bool = False,
+                            randomize: bool = False, detx: bool = True, min_evals: int = 8,
+                            max_evals: int = 15000, layers: Sequence[str] | None = None
+                            ) -> dict[str, Any]:
+    """WeightWatcher's rows on the same weights and the side-by-side table against ``ours``."""
     t0 = time.perf_counter()
-    with pinned_threads(threads):
-        details = run_weightwatcher(source, mp_fit=mp_fit, randomize=randomize, detX=detx,
-                                    min_evals=min_evals, max_evals=max_evals)
+    details = run_weightwatcher(model, mp_fit=mp_fit, randomize=randomize, detX=detx,
+                                min_evals=min_evals, max_evals=max_evals)
     seconds = time.perf_counter() - t0
     theirs = ww_rows(details)
     if layers:
         theirs = [r for r in theirs if any(s in r["name"] for s in layers)]
-    ours = esd(source, mode="compat", mp_fit=mp_fit, randomize=False, detx=detx,
-               min_evals=min_evals, max_evals=max_evals, layers=layers, threads=threads,
-               progress=False, keep_evals=False, seed=seed)
-    return ESDResult(layers=theirs, seconds=seconds, mode="weightwatcher", backend="weightwatcher",
-                     summary=summarise(theirs), options={"mp_fit": mp_fit, "randomize": randomize,
-                                                         "detx": detx, "min_evals": min_evals},
-                     comparison=compare_rows(ours.layers, theirs), source=type(source).__name__)
+    return {"tool": "weightwatcher", "layers": theirs, "summary": summarise(theirs),
+            "comparison": compare_rows(ours, theirs), "seconds": seconds}

@@ -5,16 +5,18 @@ The estimators live one per file (:mod:`.lanczos`, :mod:`.hutchinson`, :mod:`.hu
 :class:`~.operator.HessianOperator`; this module only wires options to them and packs a
 :class:`~.result.HessianResult`.
 
-Backends: ``"native"`` (default; Lanczos + Hutch++ + SLQ on HVPs), ``"exact"`` (dense Hessian by
-``torch.func``, small models only; every number exact, the "density" is the broadened exact
-spectrum) and ``"pyhessian"`` (native numbers plus PyHessian's top eigenvalues and trace on the
-same inputs under ``reference``, see :mod:`.pyhessian_backend` for what PyHessian cannot do).
+Methods: ``"iterative"`` (default; Lanczos + Hutch++ + SLQ on HVPs) and ``"exact"`` (dense
+Hessian by ``torch.func``, small models only; every number exact, the "density" is the
+broadened exact spectrum). Backends: ``"native"`` (ours) and ``"pyhessian"`` (ours, with
+PyHessian's top eigenvalues and trace on the same inputs under ``reference``; see
+:mod:`.pyhessian_backend` for what PyHessian cannot do).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,18 +24,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from inspect_kit.data import Batches, LossFn
+from inspect_kit.data import LossFn
 from inspect_kit.errors import OptionError
+from inspect_kit.provenance import entry_point
+from inspect_kit.view import make_view
 
 from .blocks import block_spectra, group_parameters
-from .distributed import make_operator
 from .hutchinson import hutchinson_trace
 from .hutchpp import hutchpp_trace
 from .lanczos import WHICH, _select, lanczos_eigs
+from .operator import HessianOperator
 from .result import HessianResult
 from .slq import broaden, log_view, slq_density
 
-BACKENDS = ("native", "exact", "pyhessian")
+BACKENDS = ("native", "pyhessian")
+METHODS = ("iterative", "exact")
 TRACE_METHODS = ("hutch++", "hutchinson")
 
 
@@ -41,6 +46,7 @@ def _density_dict(d: Any) -> dict[str, Any]:
     return {f.name: getattr(d, f.name) for f in dataclasses.fields(d)}
 
 
+@entry_point("hessian", renamed={"mode": "model_mode"}, tools=("pyhessian",))
 def hessian(
     model: nn.Module,
     data: Any,
@@ -61,10 +67,14 @@ def hessian(
     blocks: str | Mapping[str, str | Sequence[str]] | None = None,
     block_top_k: int = 3,
     include: str | Iterable[str] | Callable[[str, torch.Tensor], bool] | None = None,
-    mode: str | None = "eval",
-    dtype: torch.dtype | None = None,
+    split: str = "train",
+    samples: int | None = None,
+    model_mode: str | None = "eval",
+    dtype: torch.dtype | str | None = None,
+    device: torch.device | str | None = None,
     batch_size: int | None = None,
     vectorize: bool = True,
+    method: str = "iterative",
     backend: str = "native",
     tol: float = 1e-6,
     max_steps: int | None = None,
@@ -85,29 +95,44 @@ def hessian(
       ``density_deflate`` largest-|lambda| eigenpairs enter exactly (see :mod:`.slq`).
     * ``blocks``: "layer", "param" or ``{group: glob(s)}``: per-block eigenvalues (both ends,
       ``block_top_k`` each) and traces, beside the full spectrum.
-    * ``mode``: "eval" (default), "train" or None; ``dtype``: float32 (default for float32
-      models) or float64; ``seed`` makes every random probe reproducible; ``vectorize``
-      evaluates stacked probes in one batched backward (see :class:`.HessianOperator`).
+    * ``method``: "iterative" (Lanczos, Hutch++, SLQ on Hessian-vector products) or "exact"
+      (the dense Hessian by ``torch.func``, small models only: every number exact, the
+      "density" is the broadened exact spectrum).
+    * ``backend``: "native" (ours) or "pyhessian" (ours, with PyHessian's top eigenvalues and
+      trace on the same inputs beside them under ``reference``).
+    * The model view's options (:class:`inspect_kit.view.ModelView`): ``split``, ``samples``
+      (a seeded random draw), ``model_mode``, ``dtype``, ``device``, ``batch_size``,
+      ``include``, ``loss``. ``seed`` makes every random probe reproducible; ``vectorize``
+      evaluates stacked probes in one batched backward.
 
     The model is never modified (functional evaluation on copies of the parameters).
     """
+    if backend == "exact":  # the pre-0.2 spelling of method="exact"
+        warnings.warn("hessian(backend='exact') is deprecated; use method='exact'",
+                      FutureWarning, stacklevel=3)
+        method, backend = "exact", "native"
     if backend not in BACKENDS:
         raise OptionError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if method not in METHODS:
+        raise OptionError(f"method must be one of {METHODS}, got {method!r}")
     if which not in WHICH:
         raise OptionError(f"which must be one of {WHICH}, got {which!r}")
     if trace_method not in TRACE_METHODS:
         raise OptionError(f"trace_method must be one of {TRACE_METHODS}, got {trace_method!r}")
     if int(top_k) < 0:
         raise OptionError(f"top_k must be >= 0, got {top_k!r}")
-    if backend == "exact":
-        return _exact(model, data, loss=loss, top_k=top_k, which=which, trace=trace,
-                      density=density, density_width=density_width,
+    view = make_view(model, data, loss=loss, include=include, model_mode=model_mode,
+                     dtype=torch.float64 if method == "exact" and dtype is None else dtype,
+                     device=device, batch_size=batch_size, split=split, samples=samples,
+                     seed=seed)
+    view.check_loss_finite(view.loss(), "at the model's parameters")
+    if method == "exact":
+        return _exact(view, top_k=top_k, which=which, trace=trace, density=density,
+                      density_width=density_width,
                       density_width_fraction=density_width_fraction,
-                      density_threshold=density_threshold, blocks=blocks, include=include,
-                      mode=mode, batch_size=batch_size, seed=seed)
-    # one process: a HessianOperator; under torchrun: data-parallel (see .distributed)
-    op = make_operator(model, data, loss=loss, include=include, mode=mode, dtype=dtype,
-                       batch_size=batch_size, vectorize=vectorize)
+                      density_threshold=density_threshold, blocks=blocks, backend=backend,
+                      seed=seed)
+    op = HessianOperator(view=view, vectorize=vectorize)
     eig_vals, eig_res, eig_conv, vectors, steps = np.zeros(0), np.zeros(0), [], None, 0
     if top_k > 0:
         eig = lanczos_eigs(op, int(top_k), which=which, tol=tol, max_steps=max_steps, seed=seed,
@@ -132,34 +157,42 @@ def hessian(
         blk = block_spectra(op, blocks, top_k=block_top_k, trace_budget=trace_budget if trace
                             else 0, trace_method=trace_method, tol=tol, max_steps=max_steps,
                             seed=seed + 3, progress=progress)
-    reference = None
-    if backend == "pyhessian":
-        from .pyhessian_backend import run_pyhessian
-
-        t0 = time.perf_counter()
-        reference = run_pyhessian(model, data, loss_fn=op.loss_fn, names=op.names, top_k=top_k,
-                                  trace=trace, mode=mode, dtype=op.dtype, seed=seed,
-                                  batch_size=batch_size)
-        reference["seconds"] = time.perf_counter() - t0
+    reference = _reference(backend, view, op.names, top_k, trace, seed)
     return HessianResult(
         eigenvalues=np.asarray(eig_vals, dtype=float), residuals=np.asarray(eig_res, dtype=float),
         converged=eig_conv, which=which, trace=tr_val, trace_stderr=tr_err,
         trace_method=tr_method, density=dens, blocks=blk, hvp_count=op.total_hvp_count,
         n_params=op.n, n_samples=op.n_samples, param_names=list(op.names),
-        skipped=list(op.skipped), mode=mode, dtype=str(op.dtype).replace("torch.", ""),
-        backend=backend, seed=int(seed), lanczos_steps=int(steps), reference=reference,
-        eigenvectors=vectors,
+        skipped=list(op.skipped), model_mode=model_mode,
+        dtype=str(op.dtype).replace("torch.", ""), method=method, backend=backend,
+        lanczos_steps=int(steps), reference=reference, eigenvectors=vectors,
+        provenance={"view": view.options},
     )
 
 
-def _exact(model: nn.Module, data: Any, *, loss: Any, top_k: int, which: str, trace: bool,
-           density: bool, density_width: float | None, density_width_fraction: float,
-           density_threshold: float | None, blocks: Any, include: Any, mode: str | None,
-           batch_size: int | None, seed: int) -> HessianResult:
+def _reference(backend: str, view: Any, names: list[str], top_k: int, trace: bool,
+               seed: int) -> dict[str, Any] | None:
+    """PyHessian's numbers on the view's batches, model mode, dtype and loss (or None)."""
+    if backend != "pyhessian":
+        return None
+    from .pyhessian_backend import run_pyhessian
+
+    t0 = time.perf_counter()
+    batches = [(b.x, b.target) for b in view.batches]
+    reference = run_pyhessian(view.model, batches, loss_fn=view.loss_fn, names=names,
+                              top_k=top_k, trace=trace, mode=view.model_mode, dtype=view.dtype,
+                              seed=seed)
+    reference["seconds"] = time.perf_counter() - t0
+    return reference
+
+
+def _exact(view: Any, *, top_k: int, which: str, trace: bool, density: bool,
+           density_width: float | None, density_width_fraction: float,
+           density_threshold: float | None, blocks: Any, backend: str,
+           seed: int) -> HessianResult:
     from .exact import dense_hessian
 
-    dense = dense_hessian(model, data, loss=loss, include=include, mode=mode,
-                          batch_size=batch_size)
+    dense = dense_hessian(view.model, None, view=view)
     lam, U = torch.linalg.eigh(dense.matrix)
     lam_np = lam.numpy()
     idx = _select(lam_np, min(int(top_k), len(lam_np)), which) \
@@ -188,13 +221,15 @@ def _exact(model: nn.Module, data: Any, *, loss: Any, top_k: int, which: str, tr
                         "eigenvalues": ev[::-1].copy(), "residuals": np.zeros(len(ev)),
                         "converged": [True] * len(ev), "trace": float(ev.sum()),
                         "trace_stderr": 0.0, "trace_method": "exact", "hvp_count": 0})
-    n_samples = Batches.of(data, batch_size=batch_size).n_samples
+    reference = _reference(backend, view, dense.names, top_k, trace, seed)
     return HessianResult(
         eigenvalues=lam_np[idx].copy(), residuals=np.zeros(len(idx)),
         converged=[True] * len(idx), which=which,
         trace=float(lam_np.sum()) if trace else None, trace_stderr=0.0 if trace else None,
         trace_method="exact" if trace else None, density=dens, blocks=blk, hvp_count=0,
-        n_params=len(lam_np), n_samples=n_samples, param_names=dense.names, skipped=[],
-        mode=mode, dtype="float64", backend="exact", seed=int(seed), lanczos_steps=0,
+        n_params=len(lam_np), n_samples=view.n_samples, param_names=dense.names, skipped=[],
+        model_mode=view.model_mode, dtype=str(view.dtype).replace("torch.", ""),
+        method="exact", backend=backend, lanczos_steps=0, reference=reference,
         eigenvectors=U[:, idx].T.numpy() if top_k > 0 else None,
+        provenance={"view": view.options},
     )

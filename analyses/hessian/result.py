@@ -41,10 +41,10 @@ class HessianResult(Result):
     n_samples: int
     param_names: list[str]
     skipped: list[str]
-    mode: str | None
+    model_mode: str | None
     dtype: str
+    method: str
     backend: str
-    seed: int
     lanczos_steps: int
     reference: dict[str, Any] | None = None
     eigenvectors: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)

@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from inspect_kit.data import Batches, LossFn
-from inspect_kit.errors import InspectKitError, OptionError
+from inspect_kit.data import LossFn
+from inspect_kit.errors import OptionError
 from inspect_kit.io import write_json
 from inspect_kit.params import check_finite, flatten, named_params
 from inspect_kit.progress import bar
+from inspect_kit.provenance import entry_point
+from inspect_kit.view import BUFFER_POLICIES, ENGINES, make_view
 
 from .directions import (
     direction_info,
@@ -43,14 +46,18 @@ from .directions import (
     pca_directions,
     random_directions,
 )
-from .evaluate import PointEvaluator, run_points
 from .path import project_trajectory
 from .result import LandscapeResult
 from .sharded import GridShard
 
 DIRECTIONS = ("random", "pca", "interpolation")
-BN_POLICY = ("keep: BatchNorm uses the running statistics stored with the trained weights at "
-             "every point (Li et al.'s dir_type='weights'); the model's buffers are never updated")
+MAX_POINTS = 1_000_000
+BUFFER_POLICY_TEXT = {
+    "keep": "keep: buffers (BatchNorm running statistics, KAN grids) are the trained model's at "
+            "every point (Li et al.'s dir_type='weights'); the model's buffers are never updated",
+    "follow": "follow: floating buffers are interpolated with the weights, so coordinate 1 is "
+              "exactly the target model",
+}
 
 
 def grid_axis(steps: int, span: float) -> np.ndarray:
@@ -79,13 +86,16 @@ def _state(obj: Any) -> dict[str, torch.Tensor]:
 def _fingerprint(theta: Mapping[str, torch.Tensor], dirs: Sequence[Mapping[str, torch.Tensor]],
                  coords: np.ndarray, batches: list, extra: dict[str, Any]) -> str:
     h = hashlib.sha256()
-    h.update(flatten(theta).double().numpy().tobytes())
+    h.update(flatten(theta).double().cpu().numpy().tobytes())
     for d in dirs:
-        h.update(flatten({k: d[k] for k in theta}).double().numpy().tobytes())
+        for k in sorted(d):
+            h.update(k.encode())
+            h.update(d[k].double().cpu().numpy().tobytes())
     h.update(np.ascontiguousarray(coords, dtype=np.float64).tobytes())
-    for x, y in batches:
-        h.update(x.detach().double().numpy().tobytes())
-        h.update(y.detach().double().numpy().tobytes())
+    for b in batches:
+        for t in (*b.args, *[b.kwargs[k] for k in sorted(b.kwargs)], b.target):
+            if isinstance(t, torch.Tensor):
+                h.update(t.detach().double().cpu().numpy().tobytes())
     h.update(json.dumps(extra, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -96,18 +106,65 @@ def _load_partial(path: Path, fp: str, n: int) -> tuple[list[float], list[float]
         return list(nan), list(nan)
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InspectKitError(f"cannot read the partial landscape file {path}: {exc}; delete "
-                              "it to start over") from exc
-    if saved.get("fingerprint") != fp:
-        raise OptionError(
-            f"the partial landscape file {path} was written for other weights, directions, grid "
-            "or data; delete it or pass another resume= path")
-    fix = [float("nan") if v is None else float(v) for v in saved["loss"]]
-    fixa = [float("nan") if v is None else float(v) for v in saved["accuracy"]]
+        if saved.get("fingerprint") != fp:
+            raise OptionError(
+                f"the partial landscape file {path} was written for other weights, directions, "
+                "grid or data; delete it or pass another resume= path")
+        fix = [float("nan") if v is None else float(v) for v in saved["loss"]]
+        fixa = [float("nan") if v is None else float(v) for v in saved["accuracy"]]
+        if len(fix) != n or len(fixa) != n:
+            raise ValueError(f"it holds {len(fix)} points, the grid has {n}")
+    except OptionError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise OptionError(f"cannot read the partial landscape file {path}: {exc}; delete it "
+                          "to start over") from exc
     return fix, fixa
 
 
+def _directions(model: nn.Module, view: Any, kind: str, dims: int, *, seed: int, norm: str,
+                ignore: str | None, trajectory: Any, target: Any, buffers: str,
+                path_out: dict[str, Any]) -> tuple[list[dict[str, torch.Tensor]], dict[str, Any]]:
+    """The directions (in the model's own dtype; random draws depend on the seed only) and
+    their description."""
+    theta = {k: v.detach() for k, v in named_params(model).items() if k in view.sizes}
+    info: dict[str, Any] = {"kind": kind, "seed": seed}
+    if kind == "random":
+        dirs = random_directions(model, dims, seed=seed, norm=norm, ignore=ignore, theta=theta)
+        info.update(norm=norm, ignore=ignore)
+    elif kind == "pca":
+        if not trajectory:
+            raise OptionError("directions='pca' needs trajectory= (a list of state dicts, e.g. "
+                              "zoo.train.fit(..., snapshot_every=1).snapshots)")
+        dirs, ratio, sv = pca_directions([_state(s) for s in trajectory], theta, dims,
+                                         ignore=ignore)
+        info.update(norm="none (unit principal directions)", ignore=ignore,
+                    explained_variance_ratio=ratio.tolist(), singular_values=sv.tolist(),
+                    n_snapshots=len(trajectory))
+    else:
+        if target is None:
+            raise OptionError("directions='interpolation' needs target= (a second model or "
+                              "state dict with the same architecture)")
+        if dims != 1:
+            raise OptionError("directions='interpolation' gives a line: use dims=1")
+        tgt = _state(target)
+        interpolation_direction(theta, {k: tgt[k] for k in theta if k in tgt})  # names mismatch
+        dirs = [view.direction_to(tgt, buffers=buffers)]
+        info.update(norm="none (target - theta)", ignore=None)
+    axes_map = filter_axes(model)
+    info["filters"] = {k: ("whole tensor" if a == 0 else "dim 0 slices" if a == 1 else
+                           "KAN edge coefficient vectors") for k, a in axes_map.items()}
+    info.update(direction_info([{k: d[k].to(theta[k].dtype).cpu() for k in theta} for d in dirs],
+                               theta))
+    if trajectory:
+        pr = project_trajectory([_state(s) for s in trajectory], theta,
+                                [{k: d[k].to(theta[k].dtype).cpu() for k in theta}
+                                 for d in dirs])
+        path_out.update({k: v.tolist() for k, v in pr.items()})
+    return dirs, info
+
+
+@entry_point("landscape", renamed={"mode": "model_mode", "subset": "samples", "method": "engine"})
 def landscape(
     model: nn.Module,
     data: Any,
@@ -119,14 +176,18 @@ def landscape(
     trajectory: Sequence[Mapping[str, torch.Tensor]] | None = None,
     target: nn.Module | Mapping[str, torch.Tensor] | None = None,
     seed: int = 0,
-    subset: int | None = None,
+    samples: int | None = None,
     norm: str = "filter",
     ignore: str | None = "biasbn",
+    include: str | Sequence[str] | None = None,
     split: str = "train",
     loss: str | LossFn | None = None,
-    mode: str | None = "eval",
-    bn: str = "keep",
-    method: str = "auto",
+    model_mode: str | None = "eval",
+    dtype: torch.dtype | str | None = None,
+    device: torch.device | str | None = None,
+    batch_size: int | None = None,
+    buffers: str | None = None,
+    engine: str = "auto",
     chunk: int = 25,
     first_layer_trick: bool = True,
     accuracy: bool = True,
@@ -147,12 +208,16 @@ def landscape(
             (``target - theta``; coordinate 1 is ``target``).
         trajectory: snapshots for PCA and for the optimiser path overlay (projected on the
             plane, with residuals).
-        subset: evaluate on a seeded random subset of this many samples; the result's
-            ``subset_check`` compares with the full data at ``subset_checks`` points.
-        split / loss / mode: data split ("train"/"test"), loss (default by task), model mode
-            (default "eval", restored afterwards).
-        bn: BatchNorm policy; only "keep" (see ``BN_POLICY``).
-        method / chunk: engine ("auto", "loop", "vmap") and points per vmap call.
+        samples: evaluate on a seeded random draw of this many samples; the result's
+            ``subset_check`` compares with all the data at ``subset_checks`` points.
+        buffers: "follow" (interpolation default: floating buffers such as BatchNorm statistics
+            and KAN grids move with the weights, so coordinate 1 is exactly ``target``) or
+            "keep" (the origin's buffers at every point; the only policy for random and PCA
+            directions, Li et al.'s ``dir_type='weights'``).
+        include: which parameters are perturbed (glob(s); default all trainable ones).
+        split / loss / model_mode / dtype / device / batch_size: the model view's options
+            (:class:`inspect_kit.view.ModelView`).
+        engine / chunk: evaluation engine ("auto", "loop", "vmap") and points per vmap call.
         accuracy: also compute accuracy (classification); ``False`` gives the loss only.
         resume: a JSON file of partial results, written atomically every ~2 s; a rerun with the
             same weights, directions, grid and data continues where it stopped.
@@ -164,50 +229,30 @@ def landscape(
     if not isinstance(steps, int) or steps < 3 or steps % 2 == 0:
         raise OptionError(f"steps must be an odd integer >= 3 so that the trained point is on "
                           f"the grid, got {steps!r}; use e.g. 25")
-    if bn != "keep":
-        raise OptionError(f"bn={bn!r} is not supported; the only BatchNorm policy is 'keep' "
-                          "(running statistics of the trained model at every point)")
+    if buffers is None:
+        buffers = "follow" if directions == "interpolation" else "keep"
+    if buffers not in BUFFER_POLICIES:
+        raise OptionError(f"buffers must be one of {BUFFER_POLICIES}, got {buffers!r}")
+    if buffers == "follow" and directions != "interpolation":
+        raise OptionError("buffers='follow' needs a target (directions='interpolation'): random "
+                          "and PCA directions do not move buffers; use buffers='keep'")
+    if engine not in ENGINES:
+        raise OptionError(f"engine must be one of {ENGINES}, got {engine!r}")
     if span is not None and not (isinstance(span, (int, float)) and span > 0):
         raise OptionError(f"span must be a positive number, got {span!r}")
-    theta = named_params(model)
-    check_finite(theta)
-    if not theta:
-        raise OptionError("the model has no trainable parameters to perturb")
-    batches_all = Batches.of(data, split=split)
-    batches_all.check_finite()
+    check_finite(named_params(model))
+    opts = dict(include=include, model_mode=model_mode, dtype=dtype, device=device, loss=loss,
+                batch_size=batch_size, split=split, seed=seed)
+    view = make_view(model, data, samples=samples, **opts)
+    from inspect_kit.view.batches import check_finite as check_batches
 
-    # -- directions ------------------------------------------------------------------------
-    info: dict[str, Any] = {"kind": directions, "seed": seed}
-    if directions == "random":
-        dirs = random_directions(model, dims, seed=seed, norm=norm, ignore=ignore, theta=theta)
-        info.update(norm=norm, ignore=ignore)
-    elif directions == "pca":
-        if not trajectory:
-            raise OptionError("directions='pca' needs trajectory= (a list of state dicts, e.g. "
-                              "zoo.train.fit(..., snapshot_every=1).snapshots)")
-        dirs, ratio, sv = pca_directions([_state(s) for s in trajectory], theta, dims,
-                                         ignore=ignore)
-        info.update(norm="none (unit principal directions)", ignore=ignore,
-                    explained_variance_ratio=ratio.tolist(), singular_values=sv.tolist(),
-                    n_snapshots=len(trajectory))
-    else:
-        if target is None:
-            raise OptionError("directions='interpolation' needs target= (a second model or "
-                              "state dict with the same architecture)")
-        if dims != 1:
-            raise OptionError("directions='interpolation' gives a line: use dims=1")
-        tgt = _state(target)
-        dirs = [interpolation_direction(theta, {k: tgt[k] for k in theta if k in tgt})]
-        info.update(norm="none (target - theta)", ignore=None)
-    axes_map = filter_axes(model)
-    info["filters"] = {k: ("whole tensor" if a == 0 else "dim 0 slices" if a == 1 else
-                           "KAN edge coefficient vectors") for k, a in axes_map.items()}
-    info.update(direction_info(dirs, theta))
+    check_batches(view.batches)
+    view.check_loss_finite(view.loss(), "at the trained point")
 
-    path = None
-    if trajectory:
-        pr = project_trajectory([_state(s) for s in trajectory], theta, dirs)
-        path = {k: v.tolist() for k, v in pr.items()}
+    path: dict[str, Any] = {}
+    dirs, info = _directions(model, view, directions, dims, seed=seed, norm=norm, ignore=ignore,
+                             trajectory=trajectory, target=target, buffers=buffers,
+                             path_out=path)
 
     # -- grid ------------------------------------------------------------------------------
     if directions == "interpolation":
@@ -218,41 +263,34 @@ def landscape(
     else:
         axes = [grid_axis(steps, 1.0 if span is None else float(span)) for _ in range(dims)]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, dims)
-    coefs = torch.from_numpy(mesh).to(flatten(theta).dtype)
+    n = len(mesh)
+    if n > MAX_POINTS:
+        raise OptionError(f"steps={steps} gives {n} grid points (more than {MAX_POINTS}); use "
+                          "fewer steps or samples= for a cheaper grid")
+    coefs = torch.from_numpy(mesh).to(view.dtype)
     center_idx = tuple(int(np.flatnonzero(ax == 0.0)[0]) for ax in axes)
-
-    # -- data subset -----------------------------------------------------------------------
-    batches = [(x, y) for x, y in batches_all]
-    n_full = sum(len(x) for x, _ in batches)
-    if subset is not None:
-        if not isinstance(subset, int) or subset < 1:
-            raise OptionError(f"subset must be a positive integer, got {subset!r}")
-        X, Y = batches_all.tensors()
-        g = torch.Generator().manual_seed(int(seed))
-        idx = torch.randperm(len(X), generator=g)[: min(subset, len(X))].sort().values
-        batches = [(X[idx], Y[idx])]
-
-    ev = PointEvaluator(model, Batches.of(batches), theta, dirs, loss=loss, mode=mode,
-                        first_layer_trick=first_layer_trick, accuracy=accuracy)
+    ev = view.points(dirs, first_layer_trick=first_layer_trick, accuracy=accuracy)
 
     # -- evaluate (resumable) --------------------------------------------------------------
-    n = len(coefs)
     rpath = Path(resume) if resume is not None else None
     fp = "" if rpath is None else _fingerprint(
-        theta, dirs, mesh, batches, {"loss": repr(loss), "mode": mode, "split": split})
-    shard = GridShard(rpath)  # several ranks: split the points, one rank file each
+        view.unflatten(view.theta), dirs, mesh, view.batches,
+        {"loss": view.loss_spec, "model_mode": model_mode, "split": split,
+         "buffers": buffers, "dtype": str(view.dtype)})
+    shard = GridShard(rpath)  # several ranks: one resume file each
     if rpath is not None:
         loss_v, acc_v = shard.load(_load_partial, fp, n)
     else:
         loss_v, acc_v = [float("nan")] * n, [float("nan")] * n
-    todo = shard.mine([i for i in range(n) if math.isnan(loss_v[i])])
+    todo = [i for i in range(n) if math.isnan(loss_v[i])]
+    shard.n_todo = len(todo)
     last_save = [time.perf_counter()]
 
     def save(to: Path | None = None) -> None:
         if rpath is not None:
             write_json(to or shard.path, {"fingerprint": fp, "loss": loss_v, "accuracy": acc_v})
 
-    timing: dict[str, Any] = {"method": None, "ms_per_point": {}, "wall_ms_per_point": None}
+    timing: dict[str, Any] = {"engine": None, "ms_per_point": {}, "wall_ms_per_point": None}
     with bar(total=n, desc="landscape", progress=progress, initial=n - len(todo)) as pbar:
 
         def on_chunk(idx: list[int], lo: list[float], ac: list[float]) -> None:
@@ -265,42 +303,53 @@ def landscape(
 
         try:
             if todo:
-                _, _, timing = run_points(ev, coefs[todo], method=method, chunk=chunk,
-                                          on_chunk=on_chunk)
+                lo_all, ac_all, timing = ev.run(coefs[todo], engine=engine, chunk=chunk,
+                                                on_chunk=on_chunk)
+                for j, i in enumerate(todo):
+                    loss_v[i], acc_v[i] = lo_all[j], ac_all[j]
         finally:
             save()
-    loss_v, acc_v = shard.gather(loss_v, acc_v)
     shard.finish(save)
 
     shape = tuple(len(a) for a in axes)
     loss_g = np.asarray(loss_v, dtype=float).reshape(shape)
     acc_g = np.asarray(acc_v, dtype=float).reshape(shape) if ev.classify else None
 
-    # -- subset error report ---------------------------------------------------------------
+    # -- error of the sample draw ------------------------------------------------------------
     check = None
-    if subset is not None:
+    if samples is not None:
+        full = make_view(model, data, **opts)
+        n_full = full.n_samples
         g = np.random.default_rng(seed)
-        others = [i for i in range(n) if i != int(np.ravel_multi_index(center_idx, shape))]
-        pick = [int(np.ravel_multi_index(center_idx, shape))]
-        pick += list(g.choice(others, size=min(len(others), max(0, subset_checks - 1)),
-                              replace=False))
-        full_ev = PointEvaluator(model, Batches.of([(x, y) for x, y in batches_all]), theta,
-                                 dirs, loss=loss, mode=mode, first_layer_trick=first_layer_trick)
-        full_loss, _ = full_ev.evaluate(coefs[pick], "loop")
+        centre = int(np.ravel_multi_index(center_idx, shape))
+        others = [i for i in range(n) if i != centre]
+        pick = [centre] + list(g.choice(others, size=min(len(others), max(0, subset_checks - 1)),
+                                        replace=False))
+        full_loss, _, _ = full.points(dirs, first_layer_trick=first_layer_trick).run(
+            coefs[pick], engine="loop")
         sub = [loss_v[i] for i in pick]
         abs_err = [abs(a - b) for a, b in zip(sub, full_loss)]
         check = {"points": mesh[pick].tolist(), "subset_loss": sub, "full_loss": full_loss,
                  "abs_error": abs_err,
                  "rel_error": [e / abs(f) if f else float("nan") for e, f in zip(abs_err, full_loss)],
-                 "subset": len(batches[0][0]), "n_full": n_full}
+                 "subset": view.n_samples, "n_full": n_full}
+    else:
+        n_full = view.n_samples
+    bad = int(np.sum(~np.isfinite(loss_g)))
+    if bad:
+        warnings.warn(f"{bad} of {n} grid points have a NaN or infinite loss (far from the "
+                      "trained point the network can overflow); they are drawn blank",
+                      stacklevel=3)
 
     info["first_layer_trick"] = ev.trick is not None
-    meta = {"split": split, "mode": mode, "bn_policy": BN_POLICY, "n_samples": ev.n,
-            "n_full": n_full, "subset": subset, "steps": steps,
-            "span": [float(a.max()) for a in axes], "method": timing.get("method"),
+    meta = {"split": split, "model_mode": model_mode, "buffers": buffers,
+            "buffer_policy": BUFFER_POLICY_TEXT[buffers], "n_samples": view.n_samples,
+            "n_full": n_full, "samples": samples, "steps": steps,
+            "span": [float(a.max()) for a in axes], "engine": timing.get("engine"),
             "ms_per_point": timing.get("wall_ms_per_point"),
             "engine_ms_per_point": timing.get("ms_per_point"),
-            "resumed_points": n - shard.n_todo, "loss": "default" if loss is None else repr(loss)}
+            "resumed_points": n - shard.n_todo, "loss": view.loss_spec,
+            "dtype": str(view.dtype).removeprefix("torch.")}
     return LandscapeResult(
         axes=[a.tolist() for a in axes],
         loss=loss_g,
@@ -308,7 +357,8 @@ def landscape(
         directions_info=info,
         accuracy=acc_g,
         center_accuracy=None if acc_g is None else float(acc_g[center_idx]),
-        path=path,
+        path=path or None,
         subset_check=check,
         meta=meta,
+        provenance={"view": view.options},
     )

@@ -1,17 +1,12 @@
-"""Grid points split over ``torch.distributed`` ranks, with per-rank resume files.
+"""Resume files for a landscape grid whose points are split over ``torch.distributed`` ranks.
 
-Li et al. 2018 split their 51x51 landscape grid over MPI ranks; here the ranks of a ``torchrun``
-job each take a contiguous share of the points still to do (:func:`inspect_kit.distributed.
-my_indices`), evaluate them on the full data, and meet once at the end (:meth:`GridShard.gather`,
-one ``all_gather`` of the value columns). There is no collective per point.
-
+The points are split by the model view (:class:`inspect_kit.view.ShardedView`: each rank
+evaluates a contiguous share of the points still to do and one ``all_gather`` merges them).
 Resume: on several ranks each rank saves its progress to ``<resume>.rank<r>`` (never two
 writers on one file); loading merges the main file and every ``<resume>.rank*`` sibling with the
 same fingerprint, so an interrupted job resumes with any number of ranks without recomputing a
 finished point. At the end rank 0 writes the merged values to ``<resume>`` and the rank files
 are removed. On one process this is the identity and ``<resume>`` is used directly.
-
-Also used for interpolation curves (:mod:`analyses.lmc.sharded`).
 """
 
 from __future__ import annotations
@@ -74,17 +69,6 @@ class GridShard:
                 if math.isnan(loss[i]) and not math.isnan(lo[i]):
                     loss[i], acc[i] = lo[i], ac[i]
         return loss, acc
-
-    def mine(self, todo: list[int]) -> list[int]:
-        """This rank's contiguous share of the points still to evaluate."""
-        self.n_todo = len(todo)  # over all ranks (for the "resumed_points" count)
-        return D.my_indices(todo) if self.distributed else list(todo)
-
-    def gather(self, loss: list[float], acc: list[float]) -> tuple[list[float], list[float]]:
-        """Every rank's values merged (one collective); identity on one process."""
-        if not self.distributed:
-            return loss, acc
-        return D.gather_points(loss, acc)
 
     def finish(self, save_to: Callable[[Path], None]) -> None:
         """Rank 0 writes the merged file; rank files are dropped once it exists."""

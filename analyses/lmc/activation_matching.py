@@ -15,14 +15,11 @@ then solved by weight matching with the matched groups held fixed.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from inspect_kit.data import Batches
 from inspect_kit.hooks import capture
 from inspect_kit.modes import model_mode
 
@@ -31,10 +28,8 @@ from .weight_matching import weight_matching
 
 
 @torch.no_grad()
-def _features(model: nn.Module, sites: dict[str, list[tuple[int, int]]], data: Any,
-              max_samples: int) -> dict[tuple[str, int], torch.Tensor]:
-    x, _ = Batches.of(data).tensors()
-    x = x[:max_samples]
+def _features(model: nn.Module, sites: dict[str, list[tuple[int, int]]],
+              x: torch.Tensor) -> dict[tuple[str, int], torch.Tensor]:
     feats: dict[tuple[str, int], torch.Tensor] = {}
     with model_mode(model, "eval", warn=False), capture(model, list(sites)) as rec:
         model(x)
@@ -50,20 +45,20 @@ def activation_matching(
     spec: PermutationSpec,
     model_a: nn.Module,
     model_b: nn.Module,
-    data: Any,
+    x: torch.Tensor,
     *,
     seed: int = 0,
-    max_samples: int = 2048,
 ) -> tuple[list[torch.Tensor], int]:
-    """Permutations of B's units matching A's activations; returns ``(perms, n_weight_matched)``."""
+    """Permutations of B's units matching A's activations on the inputs ``x``; returns
+    ``(perms, n_weight_matched)``."""
     sites: dict[str, list[tuple[int, int]]] = {}
     for g in spec.groups:
         if g.witness is not None:
             sites.setdefault(g.witness[0], []).append((g.index, g.witness[1]))
     perms = spec.identity()
     if sites:
-        fa = _features(model_a, sites, data, max_samples)
-        fb = _features(model_b, sites, data, max_samples)
+        fa = _features(model_a, sites, x)
+        fb = _features(model_b, sites, x)
         for mod, dims in sites.items():
             for g, d in dims:
                 za, zb = fa[(mod, d)], fb[(mod, d)]

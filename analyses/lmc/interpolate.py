@@ -1,11 +1,13 @@
-"""Loss and error along the straight line between two parameter vectors, and its barriers.
+"""Loss and error along the straight line between two models, and its barriers.
 
-The path is ``theta(t) = (1 - t) theta_A + t theta_B`` for every floating parameter *and buffer*
-(KAN grids, BatchNorm running statistics: see :mod:`analyses.lmc.repair` for resetting those).
-Points are evaluated functionally, many at once with ``vmap`` (:func:`inspect_kit.evaluate.
-evaluate_many`), falling back to a loop for models vmap cannot handle. After the uniform grid of
-``steps`` points, the curve is refined around its maximum (both the raw maximum and the maximum
-above the chord) with four extra points per maximum.
+The path is ``theta(t) = (1 - t) theta_A + t theta_B`` for every floating parameter and, under
+the ``follow`` buffer policy (default), every floating buffer too (KAN grids, BatchNorm running
+statistics), so that ``t = 1`` is exactly model B; under ``keep`` the buffers stay A's (see
+:mod:`analyses.lmc.repair` for resetting BatchNorm statistics instead). Points are evaluated by
+the model view (:meth:`inspect_kit.view.ModelView.points`: loop or vmap chosen by cost, exact
+first-layer and layer-stack shortcuts, points split over ranks under ``torchrun``). After the
+uniform grid of ``steps`` points, the curve is refined around its maximum (both the raw maximum
+and the maximum above the chord) with four extra points per maximum.
 
 Barriers (reported side by side, for loss and for error):
 
@@ -16,6 +18,11 @@ Barriers (reported side by side, for loss and for error):
 
 They differ when ``L(0) != L(1)``: a monotone path has ``barrier_mean = |L(0) - L(1)| / 2`` and
 ``barrier_linear = 0`` (when it lies below its chord).
+
+>>> import numpy as np
+>>> t = np.array([0.0, 0.5, 1.0]); v = np.array([1.0, 3.0, 2.0])
+>>> barrier_mean(t, v), barrier_linear(t, v)
+(1.5, 1.5)
 """
 
 from __future__ import annotations
@@ -25,12 +32,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from inspect_kit.data import Batches
-from inspect_kit.distributed import is_distributed
 from inspect_kit.errors import ArchitectureMismatchError, OptionError
-from inspect_kit.evaluate import evaluate, evaluate_many
 from inspect_kit.params import same_structure
 
 State = Mapping[str, torch.Tensor]
@@ -60,71 +63,10 @@ def check_pair(state_a: State, state_b: State) -> None:
             "need two checkpoints of the same model (same layer names and shapes)") from None
 
 
-def lerp_stack(state_a: State, state_b: State, ts: np.ndarray,
-               names: set[str] | None = None) -> dict[str, torch.Tensor]:
-    """Stacked points ``(1 - t) A + t B`` (shape ``(T, *shape)``); only ``names`` move if given."""
-    tt = torch.as_tensor(np.asarray(ts, float))
-    out = {}
-    for n, a in state_a.items():
-        b = state_b[n]
-        if not a.is_floating_point() or (names is not None and n not in names):
-            out[n] = a.unsqueeze(0).expand(len(tt), *a.shape)
-            continue
-        w = tt.to(a.dtype).reshape(-1, *([1] * a.dim()))
-        out[n] = (1 - w) * a.unsqueeze(0) + w * b.unsqueeze(0)
-    return out
-
-
 def lerp(state_a: State, state_b: State, t: float) -> dict[str, torch.Tensor]:
     """One point ``(1 - t) A + t B`` (non-floating tensors from A)."""
     return {n: ((1 - t) * a + t * state_b[n]) if a.is_floating_point() else a
             for n, a in state_a.items()}
-
-
-def evaluate_points(model: nn.Module, stacked: Mapping[str, torch.Tensor], data: Any, *,
-                    loss: Any = None, chunk_size: int | None = 8, shard: bool = True
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Loss and error (1 - accuracy, None for regression) at every stacked point.
-
-    ``shard``: under ``torchrun`` split the points over the ranks (see :mod:`.sharded`).
-    """
-    if shard and is_distributed():
-        from .sharded import evaluate_points_sharded
-
-        return evaluate_points_sharded(model, stacked, data, loss=loss, chunk_size=chunk_size)
-    try:
-        lo, acc = evaluate_many(model, stacked, data, loss=loss, chunk_size=chunk_size)
-        return lo.numpy(), (None if acc is None else 1.0 - acc.numpy())
-    except Exception:  # not vmap-compatible: one point at a time
-        n = next(iter(stacked.values())).shape[0]
-        ls, errs = [], []
-        for i in range(n):
-            ev = evaluate(model, data, params={k: v[i] for k, v in stacked.items()}, loss=loss)
-            ls.append(ev.loss)
-            errs.append(None if ev.accuracy is None else 1.0 - ev.accuracy)
-        return np.asarray(ls), (None if errs[0] is None else np.asarray(errs, float))
-
-
-def split_batches(data: Any, batch_size: int = 512) -> dict[str, Batches]:
-    """``{"train": ..., "test": ...}`` for a data set with splits, else ``{"data": ...}``.
-
-    A dict ``{name: data}`` names the splits itself.
-    """
-    from inspect_kit.data import DataBundle, load_data
-
-    if isinstance(data, Mapping):
-        return {str(k): Batches.of(v, batch_size=batch_size) if isinstance(v, tuple)
-                else Batches.of(v) for k, v in data.items()}
-    if isinstance(data, str):
-        data = load_data(data)
-    if isinstance(data, DataBundle):
-        out = {"train": Batches.of(data.split("train"), batch_size=batch_size)}
-        if data.x_test is not None and data.y_test is not None:
-            out["test"] = Batches.of(data.split("test"), batch_size=batch_size)
-        return out
-    if isinstance(data, tuple) and len(data) == 2:
-        return {"data": Batches.of(data, batch_size=batch_size)}
-    return {"data": Batches.of(data)}
 
 
 def _refine(t: np.ndarray, curves: list[np.ndarray]) -> np.ndarray:
@@ -142,31 +84,35 @@ def _refine(t: np.ndarray, curves: list[np.ndarray]) -> np.ndarray:
 
 
 def curve(
-    model: nn.Module,
-    state_a: State,
-    state_b: State,
-    splits: Mapping[str, Batches],
+    views: Mapping[str, Any],
+    direction: Mapping[str, torch.Tensor],
     *,
     steps: int = 25,
     refine: bool = True,
-    loss: Any = None,
+    engine: str = "auto",
     point_fn: Callable[[np.ndarray], list[dict[str, torch.Tensor]]] | None = None,
 ) -> dict[str, Any]:
-    """Loss/error on every split along the path, plus both barriers for loss and error.
+    """Loss/error on every split's view along ``A + t * direction``, plus both barriers.
 
+    ``direction`` is ``B - A`` (from :meth:`~inspect_kit.view.ModelView.direction_to`);
     ``point_fn(ts)`` may replace plain interpolation (REPAIR): it returns one state per t.
     """
     if steps < 2:
         raise OptionError(f"steps must be >= 2 (the two endpoints), got {steps}")
-    check_pair(state_a, state_b)
+    engines = {s: v.points([direction]) for s, v in views.items()} if point_fn is None else {}
 
     def run(ts: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-        if point_fn is None:
-            stacked = lerp_stack(state_a, state_b, ts)
-        else:
-            pts = point_fn(ts)
-            stacked = {k: torch.stack([p[k] for p in pts]) for k in pts[0]}
-        return {s: evaluate_points(model, stacked, b, loss=loss) for s, b in splits.items()}
+        out = {}
+        states = point_fn(ts) if point_fn is not None else None
+        for s, v in views.items():
+            if states is None:
+                coefs = torch.as_tensor(np.asarray(ts, float)).reshape(-1, 1)
+                lo, acc, _ = engines[s].run(coefs, engine=engine)
+            else:
+                lo, acc = v.evaluate_states(states)
+            out[s] = (np.asarray(lo, float),
+                      1.0 - np.asarray(acc, float) if v.classify else None)
+        return out
 
     t = np.linspace(0.0, 1.0, int(steps))
     res = run(t)

@@ -23,7 +23,9 @@ class LMCResult(Result):
     (``naive``, ``aligned``, ``repaired``) in the same form with its own ``t``. ``aligned``:
     the alignment summary (method, max |delta logit| of the permuted copy, fraction of parameters
     moved, sweeps, seconds, groups) or None. ``repair``: variance-collapse ratios per layer at
-    t = 0.5 or None. ``layerwise``: per-group barriers or None.
+    t = 0.5 or None. ``layerwise``: per-group barriers or None. ``buffers``: the buffer policy
+    of the path ("follow": floating buffers interpolate with the weights, so t = 1 is model B;
+    "keep": model A's buffers throughout).
     """
 
     t: np.ndarray
@@ -37,7 +39,7 @@ class LMCResult(Result):
     layerwise: dict[str, Any] | None = None
     splits: tuple[str, ...] = ()
     steps: int = 25
-    seed: int = 0
+    buffers: str = "follow"
 
     omit_if_none: ClassVar[tuple[str, ...]] = ("layerwise",)
 

@@ -21,6 +21,7 @@ import torch
 
 from inspect_kit.errors import OptionError
 from inspect_kit.progress import bar
+from inspect_kit.provenance import entry_point
 
 from . import export
 from . import formula as fm
@@ -37,6 +38,7 @@ def _edge_fn(row: dict[str, Any], prims: dict[str, Primitive]) -> Any:
     return lambda v: fm.edge_expr(prim, row["params"], v, row.get("poly"))
 
 
+@entry_point("symbolic", renamed={"max_samples": "samples"})
 def symbolic(
     model: Any,
     data: Any,
@@ -44,10 +46,11 @@ def symbolic(
     library: Iterable[str | Primitive] | str | None = None,
     prune: float = 0.01,
     truth: str | None = None,
+    split: str = "train",
+    samples: int | None = 2000,
     seed: int = 0,
     progress: bool | None = None,
     n_points: int = 201,
-    max_samples: int | None = 2000,
     snap: bool = True,
     snap_min_r2: float = 0.999,
     refit_steps: int = 60,
@@ -66,7 +69,8 @@ def symbolic(
         library: primitive names / sympy strings / :class:`Primitive` (default: the full library).
         prune: attribution threshold; edges scoring below it become constants (never others).
         truth: ground-truth expression in ``x1..xn`` for the exact-recovery check.
-        seed: subsampling seed (and the exact-check points).
+        split, samples: the data split and a seeded random draw of that many samples (None: all).
+        seed: the sample draw's seed (and the exact-check points').
         snap: snap constants to simple values when it does not hurt the fit (only for outputs
             whose refitted formula already has R^2 >= ``snap_min_r2`` against the data).
     """
@@ -76,31 +80,30 @@ def symbolic(
 
     if not prune >= 0:
         raise OptionError(f"prune must be a non-negative attribution threshold, got {prune}")
-    t0 = time.perf_counter()
     lib = resolve(library)
     prims = {p.name: p for p in lib}
     adapter = adapter_for(model)
-    X, Y = data_tensors(data, split="train", max_samples=max_samples, seed=seed)
+    X, Y = data_tensors(data, split=split, samples=samples, seed=seed)
     timings: dict[str, float] = {}
     with bar(5, "symbolic", progress) as pbar:
         t = time.perf_counter()
-        samples = sample_edges(adapter, (X, Y), n_points=n_points)
+        edges_s = sample_edges(adapter, (X, Y), n_points=n_points)
         att = attribute(adapter, (X, Y), knockout=False)
-        scores = np.array([float(att.edge_scores[l][j, i]) for l, j, i in samples.index])
+        scores = np.array([float(att.edge_scores[l][j, i]) for l, j, i in edges_s.index])
         timings["sample_and_attribute"] = time.perf_counter() - t
         pbar.update(1)
 
-        masked = samples.masked.numpy()
-        xw = (samples.x[:, -1] - samples.x[:, 0]).abs().numpy()
+        masked = edges_s.masked.numpy()
+        xw = (edges_s.x[:, -1] - edges_s.x[:, 0]).abs().numpy()
         live = ~masked & (scores >= prune) & (xw > 0)
         rows = np.nonzero(live)[0]
         t = time.perf_counter()
-        n_obs = samples.x_obs.shape[1]
+        n_obs = edges_s.x_obs.shape[1]
         keep = torch.linspace(0, n_obs - 1, min(n_obs, 500)).round().long().unique()
-        chosen: list[dict[str, Any]] = [dict() for _ in samples.index]
+        chosen: list[dict[str, Any]] = [dict() for _ in edges_s.index]
         if len(rows):
-            table = fit_edges(samples.x[rows], samples.y[rows], lib,
-                              x_val=samples.x_obs[rows][:, keep], y_val=samples.y_obs[rows][:, keep],
+            table = fit_edges(edges_s.x[rows], edges_s.y[rows], lib,
+                              x_val=edges_s.x_obs[rows][:, keep], y_val=edges_s.y_obs[rows][:, keep],
                               progress=False)
             for r, c in zip(rows, choose(table, rule=rule)):
                 chosen[r] = c
@@ -110,9 +113,9 @@ def symbolic(
             chosen[r] = {"function": "0", "zeroed": True, "r2": None, "r2_val": None,
                          "complexity": 0.0, "pareto": [],
                          "params": {"a": 0.0, "b": 0.0, "c": 0.0,
-                                    "d": 0.0 if masked[r] else float(samples.y_obs[r].mean())}}
+                                    "d": 0.0 if masked[r] else float(edges_s.y_obs[r].mean())}}
         edges = []
-        for r, (l, j, i) in enumerate(samples.index):
+        for r, (l, j, i) in enumerate(edges_s.index):
             row = {"layer": l, "out": j, "in": i, **chosen[r], "attribution": float(scores[r]),
                    "masked": bool(masked[r])}
             row.pop("column", None)
@@ -185,8 +188,8 @@ def symbolic(
 
     one = len(final) == 1
     text = str(final[0]) if one else "; ".join(f"y{k + 1} = {e}" for k, e in enumerate(final))
-    curves = [{"x": samples.x[r, :: max(1, n_points // 100)].tolist(),
-               "y": samples.y[r, :: max(1, n_points // 100)].tolist()} for r in range(len(edges))]
+    curves = [{"x": edges_s.x[r, :: max(1, n_points // 100)].tolist(),
+               "y": edges_s.y[r, :: max(1, n_points // 100)].tolist()} for r in range(len(edges))]
     details = {
         "latex": [export.to_latex(e) for e in final],
         "n_ops": sum(fm.op_count(e) for e in final),
@@ -200,8 +203,7 @@ def symbolic(
                  "threshold become constants); constants refitted to the network by L-BFGS"),
     }
     return SymbolicResult(edges=edges, formula=text, formula_r2_model=r2_model,
-                          formula_r2_data=r2_data, exact=exact,
-                          seconds=time.perf_counter() - t0, details=details)
+                          formula_r2_data=r2_data, exact=exact, details=details)
 
 
 def _prefer(new: dict[str, Any], old: dict[str, Any]) -> bool:

@@ -31,7 +31,6 @@ class SymbolicResult(Result):
     formula_r2_model: float
     formula_r2_data: float | None
     exact: bool | None
-    seconds: float
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     omit_if_none: ClassVar[tuple[str, ...]] = ("exact",)

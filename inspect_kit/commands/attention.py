@@ -1,4 +1,4 @@
-"""``inspect-kit attention CKPT --data DATA [--index I] [--rollout] [--policy P] --json OUT
+"""``inspect-kit attention CKPT --data DATA [--index I] [--no-rollout] [--policy P] --json OUT
 --plot OUT``: attention maps, per-head statistics and rollout (see :mod:`analyses.attention`)."""
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ from .common import (
     add_data_arg,
     add_model_args,
     add_output_args,
+    add_view_args,
     data_from_args,
+    deprecated,
     model_from_args,
+    view_kwargs,
     write_outputs,
 )
 
@@ -20,12 +23,12 @@ HELP = "attention maps per layer/head, entropy, distance, negative mass, rollout
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
-    add_data_arg(parser)
-    add_output_args(parser)
+    add_data_arg(parser, samples=64)
     parser.add_argument("--index", type=int, default=0,
-                        help="input whose maps are stored and drawn (default 0)")
-    parser.add_argument("--rollout", action="store_true",
-                        help="compute attention rollout (Abnar & Zuidema 2020)")
+                        help="input (among the drawn samples) whose maps are stored and drawn "
+                             "(default 0)")
+    parser.add_argument("--rollout", action=argparse.BooleanOptionalAction, default=True,
+                        help="attention rollout (Abnar & Zuidema 2020; default on)")
     parser.add_argument("--policy", choices=("raw", "clamp", "abs", "renormalise"), default=None,
                         help="how rollout treats non-softmax attention (required for it, e.g. "
                              "Fourier-KArAt)")
@@ -33,8 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rollout head fusion (default mean)")
     parser.add_argument("--discard-ratio", type=float, default=0.0,
                         help="rollout: share of smallest entries zeroed per layer (default 0)")
-    parser.add_argument("--max-samples", type=int, default=64,
-                        help="inputs used for the per-head statistics (default 64)")
+    parser.add_argument("--residual", type=float, default=0.5,
+                        help="rollout: weight of the identity (residual) path (default 0.5)")
+    add_view_args(parser, batch=False, loss=False)
+    add_output_args(parser)
+    deprecated(parser, "--max-samples", "--samples", "samples", type=int)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     data = data_from_args(args)
     result = attention(model, data, index=args.index, rollout=args.rollout, policy=args.policy,
                        head_fusion=args.head_fusion, discard_ratio=args.discard_ratio,
-                       max_samples=args.max_samples, split=args.split)
+                       residual=args.residual, seed=args.seed, progress=args.progress,
+                       **view_kwargs(args))
     write_outputs(args, result, plot=plot_summary)
     for lay in result.layers:
         print(f"{lay.name:<24} {lay.family:<8} heads={lay.heads} "

@@ -8,8 +8,9 @@ so no ``--model`` is needed (pass ``--model`` to classify tensors by their modul
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from .common import add_model_args, add_output_args
+from .common import add_model_args, add_output_args, deprecated
 
 NAME = "esd"
 HELP = "per-layer ESD metrics (power-law alpha, norms, MP fit, SETOL detX); no data needed"
@@ -17,14 +18,20 @@ HELP = "per-layer ESD metrics (power-law alpha, norms, MP fit, SETOL detX); no d
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
-    parser.add_argument("--mode", choices=("fast", "ww", "compat"), default="fast",
-                        help="fast: float64 Gram route (default); ww/compat: WeightWatcher "
-                             "0.7.7's float64 SVD and arithmetic")
+    parser.add_argument("--method", choices=("fast", "compat"), default="fast",
+                        help="fast: float64 Gram route (default); compat: WeightWatcher 0.7.7's "
+                             "float64 SVD and arithmetic")
     parser.add_argument("--backend", choices=("native", "weightwatcher"), default="native",
-                        help="weightwatcher: run WeightWatcher itself and compare (side by side)")
-    parser.add_argument("--randomize", action="store_true",
+                        help="weightwatcher: ours, with WeightWatcher's rows on the same weights "
+                             "beside them")
+    parser.add_argument("--layers", nargs="+", default=None, metavar="NAME",
+                        help="rows to analyse (exact names, else substrings)")
+    parser.add_argument("--randomize", action=argparse.BooleanOptionalAction, default=False,
                         help="also analyse element-shuffled matrices (rand_* columns)")
-    parser.add_argument("--no-mp-fit", action="store_true", help="skip the Marchenko-Pastur fit")
+    parser.add_argument("--mp-fit", action=argparse.BooleanOptionalAction, default=True,
+                        help="Marchenko-Pastur bulk fit (default on)")
+    parser.add_argument("--detx", action=argparse.BooleanOptionalAction, default=True,
+                        help="SETOL detX / ERG columns (default on)")
     parser.add_argument("--conv", choices=("pooled", "flat", "both"), default="pooled",
                         help="conv weights: per-tap slices pooled, (out, in*k) or both")
     parser.add_argument("--layer", default=None, help="layer whose ESD the figure shows")
@@ -33,43 +40,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(inspect-kit train --snapshot-every N) and write alpha over "
                              "snapshots to OUT (.png, .svg or .pdf)")
     add_output_args(parser)
+    deprecated(parser, "--mode", "--method", "method", value_map={"ww": "compat"})
+
+
+def _source(args: argparse.Namespace) -> Any:
+    """The model (module types known) when it can be built, else the checkpoint's tensors."""
+    from ..checkpoints import load_checkpoint
+    from ..errors import ModelSpecError
+    from .common import model_from_args
+
+    if args.model:
+        return model_from_args(args, args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint, trust=args.trust)
+    if ckpt.module is not None or ckpt.zoo_spec is not None:
+        try:
+            return model_from_args(args, args.checkpoint)
+        except ModelSpecError:
+            pass
+    return ckpt.state_dict
 
 
 def run(args: argparse.Namespace) -> int:
     from analyses.esd import esd
-    from analyses.esd.matrices import load_state_dict
     from plotting.esd import plot_summary
 
-    from ..errors import InspectKitError
-    from .common import model_from_args, write_outputs
+    from .common import render_figure, write_outputs
 
-    if args.model:
-        source = model_from_args(args, args.checkpoint)
-    else:
-        try:  # a kit checkpoint of a zoo model rebuilds the model (module types known)
-            source = model_from_args(args, args.checkpoint)
-        except (InspectKitError, Exception):  # noqa: BLE001 - any failure: read the tensors
-            source = load_state_dict(args.checkpoint)
-    mode = "compat" if args.mode in ("ww", "compat") else "fast"
-    res = esd(source, mode=mode, backend=args.backend, mp_fit=not args.no_mp_fit,
-              randomize=args.randomize, conv=args.conv, seed=args.seed)
+    res = esd(_source(args), method=args.method, backend=args.backend, layers=args.layers,
+              mp_fit=args.mp_fit, randomize=args.randomize, detx=args.detx, conv=args.conv,
+              seed=args.seed, progress=args.progress)
     s = res.summary
-    print(f"esd ({res.backend}, {res.mode}): {s['n_rows']} rows, {s['n_analysed']} analysed, "
+    print(f"esd ({res.method}, {res.backend}): {s['n_rows']} rows, {s['n_analysed']} analysed, "
           f"{s['n_skipped']} skipped, {s['n_flagged']} flagged; mean alpha "
           f"{s['mean_alpha']:.3f}, mean alpha-hat {s['mean_alpha_hat']:.3f} "
           f"({res.seconds:.2f} s)")
     if res.comparison:
         worst = max((c["delta_alpha"] for c in res.comparison), default=float("nan"))
-        print(f"vs this kit's compat mode: max |delta alpha| = {worst:.2e} over "
+        print(f"vs WeightWatcher: max |delta alpha| = {worst:.2e} over "
               f"{len(res.comparison)} rows")
-    snaps = _snapshot_results(args, mode) if args.snapshots else None
-    write_outputs(args, res, plot=lambda r: plot_summary(r, args.layer))
-    if snaps is not None:
-        _write_snapshot_figure(args, snaps)
+    extra = {}
+    if args.snapshots:
+        from plotting.esd import plot_alpha_snapshots
+
+        extra[args.snapshots] = render_figure(
+            plot_alpha_snapshots(_snapshot_results(args)), args.snapshots)
+    write_outputs(args, res, plot=lambda r: plot_summary(r, args.layer), extra=extra)
     return 0
 
 
-def _snapshot_results(args: argparse.Namespace, mode: str) -> list:
+def _snapshot_results(args: argparse.Namespace) -> list:
     """ESD of every trajectory snapshot (checked before anything is written)."""
     from analyses.esd import esd
 
@@ -85,26 +104,9 @@ def _snapshot_results(args: argparse.Namespace, mode: str) -> list:
     out = []
     with bar(len(traj), "esd snapshots") as pb:
         for sd in traj:
-            out.append(esd(sd, mode=mode, mp_fit=not args.no_mp_fit, conv=args.conv,
-                           seed=args.seed, progress=False))
+            out.append(esd(sd, method=args.method, mp_fit=args.mp_fit, conv=args.conv,
+                           detx=args.detx, seed=args.seed, progress=False))
             pb.update(1)
     for i, r in enumerate(out):
         print(f"snapshot {i}: mean alpha {r.summary['mean_alpha']:.3f}")
     return out
-
-
-def _write_snapshot_figure(args: argparse.Namespace, results: list) -> None:
-    import matplotlib.pyplot as plt
-
-    from plotting.esd import plot_alpha_snapshots
-
-    from ..distributed import is_main
-    from ..io import save_figure
-
-    if not is_main():
-        return
-    fig = plot_alpha_snapshots(results)
-    try:
-        save_figure(fig, args.snapshots)
-    finally:
-        plt.close(fig)

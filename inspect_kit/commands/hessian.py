@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_data_arg, add_model_args, add_output_args, data_from_args, model_from_args
+from .common import (
+    add_data_arg,
+    add_model_args,
+    add_output_args,
+    add_view_args,
+    data_from_args,
+    deprecated,
+    model_from_args,
+    view_kwargs,
+)
 
 NAME = "hessian"
 HELP = ("loss Hessian: top/bottom eigenvalues (Lanczos), trace (Hutch++), spectral density "
@@ -18,46 +27,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="eigenvalues per end of the spectrum (default 5; 0 skips)")
     parser.add_argument("--which", choices=("largest", "smallest", "magnitude", "both"),
                         default="largest", help="which end(s) of the spectrum (default largest)")
-    parser.add_argument("--trace", action="store_true",
-                        help="estimate the trace (Hutch++, --budget products)")
-    parser.add_argument("--budget", type=int, default=100,
+    parser.add_argument("--trace", action=argparse.BooleanOptionalAction, default=True,
+                        help="estimate the trace (default on; --no-trace skips it)")
+    parser.add_argument("--trace-budget", type=int, default=100,
                         help="products for each trace estimate (default 100)")
-    parser.add_argument("--density", action="store_true",
+    parser.add_argument("--trace-method", choices=("hutch++", "hutchinson"), default="hutch++",
+                        help="trace estimator (default hutch++)")
+    parser.add_argument("--density", action=argparse.BooleanOptionalAction, default=False,
                         help="spectral density by stochastic Lanczos quadrature")
-    parser.add_argument("--probes", type=int, default=10, help="SLQ probes (default 10)")
-    parser.add_argument("--blocks", action="store_true", help="per-layer block spectra")
-    parser.add_argument("--mode", choices=("eval", "train"), default="eval",
-                        help="train/eval mode of the model for the Hessian (default eval)")
-    parser.add_argument("--float64", action="store_true", help="compute in float64")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="split the data into batches of this size (weighted by size)")
-    parser.add_argument("--backend", choices=("native", "pyhessian", "exact"), default="native",
-                        help="native (default), pyhessian (adds PyHessian's numbers) or exact "
-                             "(dense Hessian, small models)")
+    parser.add_argument("--density-probes", type=int, default=10,
+                        help="SLQ probes (default 10)")
+    parser.add_argument("--density-steps", type=int, default=100,
+                        help="Lanczos steps per SLQ probe (default 100)")
+    parser.add_argument("--blocks", nargs="?", const="layer", choices=("layer", "param"),
+                        default=None, help="per-block spectra: layer (default when given) or "
+                                           "param")
+    parser.add_argument("--include", nargs="+", default=None, metavar="GLOB",
+                        help="parameters of the Hessian (glob patterns; default all trainable)")
+    parser.add_argument("--method", choices=("iterative", "exact"), default="iterative",
+                        help="iterative (Lanczos, Hutch++, SLQ; default) or exact (dense "
+                             "Hessian, small models)")
+    parser.add_argument("--backend", choices=("native", "pyhessian"), default="native",
+                        help="native (default) or pyhessian (ours, with PyHessian's numbers "
+                             "beside them)")
+    parser.add_argument("--tol", type=float, default=1e-6,
+                        help="Lanczos residual bound relative to max|lambda| (default 1e-6)")
+    add_view_args(parser)
     add_output_args(parser)
+    deprecated(parser, "--budget", "--trace-budget", "trace_budget", type=int)
+    deprecated(parser, "--probes", "--density-probes", "density_probes", type=int)
+    deprecated(parser, "--float64", "--dtype float64", "dtype", flag="float64")
+    deprecated(parser, "--mode", "--model-mode", "model_mode")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from analyses.hessian.api import hessian
     from plotting.hessian import plot_hessian
 
     from ..errors import OptionError
     from .common import write_outputs
 
-    if args.top_k < 0 or args.budget < 3 or args.probes < 1:
-        raise OptionError("--top-k must be >= 0, --budget >= 3 and --probes >= 1")
+    if args.top_k < 0 or args.trace_budget < 3 or args.density_probes < 1:
+        raise OptionError("--top-k must be >= 0, --trace-budget >= 3 and --density-probes >= 1")
     model = model_from_args(args, args.checkpoint)
-    bundle = data_from_args(args)
-    data = bundle.split(args.split) if hasattr(bundle, "split") else bundle
+    data = data_from_args(args)
     result = hessian(model, data, top_k=args.top_k, which=args.which, trace=args.trace,
-                     trace_budget=args.budget, density=args.density, density_probes=args.probes,
-                     blocks="layer" if args.blocks else None, mode=args.mode,
-                     dtype=torch.float64 if args.float64 else None, batch_size=args.batch_size,
-                     backend=args.backend, seed=args.seed)
+                     trace_budget=args.trace_budget, trace_method=args.trace_method,
+                     density=args.density, density_probes=args.density_probes,
+                     density_steps=args.density_steps, blocks=args.blocks,
+                     include=args.include, method=args.method, backend=args.backend,
+                     tol=args.tol, seed=args.seed, progress=args.progress, **view_kwargs(args))
     lines = [f"Hessian of {result.n_params} parameters on {result.n_samples} samples "
-             f"({result.backend}, {result.hvp_count} HVPs)"]
+             f"({result.method}, {result.hvp_count} HVPs)"]
     for v, r, c in zip(result.eigenvalues, result.residuals, result.converged):
         lines.append(f"  lambda = {v: .6g}   residual {r:.1e}{'' if c else '  (not converged)'}")
     if result.trace is not None:

@@ -8,14 +8,17 @@ from .common import (
     add_data_arg,
     add_model_args,
     add_output_args,
+    add_view_args,
     data_from_args,
+    deprecated,
     model_from_args,
+    view_kwargs,
     write_outputs,
 )
 
 NAME = "landscape"
 HELP = ("loss landscape around the weights: 1-D line or 2-D plane along filter-normalised "
-        "random or PCA directions, optimiser path overlay (Li et al. 2018)")
+        "random, PCA or interpolation directions, optimiser path overlay (Li et al. 2018)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,24 +30,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="odd number of grid points per axis (default 25)")
     parser.add_argument("--span", type=float, default=None,
                         help="half-width of the grid in direction units (default 1 for random; "
-                             "1.25 x the path extent for pca)")
-    parser.add_argument("--directions", choices=("random", "pca"), default="random",
-                        help="random filter-normalised Gaussian, or PCA of the trajectory")
+                             "1.25 x the path extent for pca; margin 0.5 for interpolation)")
+    parser.add_argument("--directions", choices=("random", "pca", "interpolation"),
+                        default="random",
+                        help="random filter-normalised Gaussian, PCA of the trajectory, or the "
+                             "line to --target")
+    parser.add_argument("--target", metavar="CKPT", default=None,
+                        help="second checkpoint for --directions interpolation")
     parser.add_argument("--trajectory", nargs="+", metavar="CKPT", default=None,
                         help="snapshot checkpoints in training order (default for pca: the "
                              "trajectory stored in CKPT); one kit checkpoint holding a "
                              "trajectory also works")
-    parser.add_argument("--subset", type=int, default=None, metavar="N",
-                        help="evaluate on a seeded random subset of N samples (reports its "
-                             "error against the full data at a few points)")
     parser.add_argument("--norm", choices=("filter", "layer", "none"), default="filter",
                         help="direction normalisation (default filter)")
     parser.add_argument("--ignore", choices=("biasbn", "none"), default="biasbn",
                         help="biasbn: do not perturb biases and norm parameters (default)")
+    parser.add_argument("--include", nargs="+", default=None, metavar="GLOB",
+                        help="parameters to perturb (glob patterns; default all trainable)")
+    parser.add_argument("--buffers", choices=("follow", "keep"), default=None,
+                        help="buffer policy (default: follow for interpolation, keep otherwise)")
+    parser.add_argument("--engine", choices=("auto", "loop", "vmap"), default="auto",
+                        help="evaluation engine (default auto: chosen by timing)")
     parser.add_argument("--log", action="store_true", help="log-spaced contour levels")
     parser.add_argument("--resume", metavar="FILE", default=None,
                         help="partial-result file: a rerun continues where it stopped")
+    add_view_args(parser)
     add_output_args(parser)
+    deprecated(parser, "--subset", "--samples", "samples", type=int)
 
 
 def _trajectory(args: argparse.Namespace) -> list | None:
@@ -65,17 +77,22 @@ def run(args: argparse.Namespace) -> int:
     from analyses.landscape.api import landscape
     from plotting.landscape import plot_landscape
 
+    from ..errors import OptionError
+
+    if (args.directions == "interpolation") != (args.target is not None):
+        raise OptionError("--target goes with --directions interpolation (and needs it)")
     model = model_from_args(args, args.checkpoint)
+    target = model_from_args(args, args.target) if args.target else None
     data = data_from_args(args)
     result = landscape(
-        model, data, dims=args.dims, steps=args.steps, span=args.span,
-        directions=args.directions, trajectory=_trajectory(args), seed=args.seed,
-        subset=args.subset, norm=args.norm, ignore=None if args.ignore == "none" else "biasbn",
-        split=args.split, resume=args.resume,
-    )
+        model, data, dims=1 if target is not None else args.dims, steps=args.steps,
+        span=args.span, directions=args.directions, trajectory=_trajectory(args), target=target,
+        seed=args.seed, norm=args.norm, ignore=None if args.ignore == "none" else "biasbn",
+        include=args.include, buffers=args.buffers, engine=args.engine, resume=args.resume,
+        progress=args.progress, **view_kwargs(args))
     ms = result.meta.get("ms_per_point")
-    print(f"landscape: {args.dims}-D, {args.steps} steps/axis, centre loss "
+    print(f"landscape: {result.dims}-D, {args.steps} steps/axis, centre loss "
           f"{result.center_loss:.6g}, max {float(result.loss.max()):.6g}"
-          + (f", {ms:.2f} ms/point ({result.meta['method']})" if ms is not None else ""))
+          + (f", {ms:.2f} ms/point ({result.meta['engine']})" if ms is not None else ""))
     write_outputs(args, result, plot=lambda r: plot_landscape(r, log=args.log))
     return 0

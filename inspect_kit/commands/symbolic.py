@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_data_arg, add_model_args, add_output_args, model_from_args, write_outputs
+from .common import (
+    add_data_arg,
+    add_model_args,
+    add_output_args,
+    deprecated,
+    model_from_args,
+    write_outputs,
+)
 
 NAME = "symbolic"
 HELP = "fit symbolic formulas to a KAN's edges and compose the network's formula"
@@ -18,7 +25,7 @@ HELP = "fit symbolic formulas to a KAN's edges and compose the network's formula
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
-    add_data_arg(parser)
+    add_data_arg(parser, samples=2000)
     parser.add_argument("--library", metavar="NAMES", default=None,
                         help="comma-separated primitives (pykan names, 'readme', or sympy "
                              "expressions in x); default: the full library")
@@ -27,10 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", metavar="EXPR", default=None,
                         help="ground-truth formula in x1..xn for the exact-recovery check; "
                              "'auto' uses the formula of a formula:NAME data set")
-    parser.add_argument("--no-structure", dest="structure", action="store_false",
-                        help="only compose the edge fits; skip the separability route (the "
-                             "network queried for additive/multiplicative splits)")
+    parser.add_argument("--structure", action=argparse.BooleanOptionalAction, default=True,
+                        help="also query the network for additive/multiplicative splits (the "
+                             "separability route; default on)")
+    parser.add_argument("--rule", choices=("tolerance", "bic"), default="tolerance",
+                        help="how an edge's primitive is chosen on its Pareto front")
     add_output_args(parser)
+    deprecated(parser, "--max-samples", "--samples", "samples", type=int)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
         truth = bundle.truth if isinstance(bundle, DataBundle) else None
         if truth is None:
             raise OptionError("--truth auto needs formula:NAME data; give the expression instead")
-    data = bundle.split(args.split) if isinstance(bundle, DataBundle) else bundle
-    result = symbolic(model, data, library=args.library, prune=args.prune, truth=truth,
-                      seed=args.seed, structure=args.structure)
+    result = symbolic(model, bundle, library=args.library, prune=args.prune, truth=truth,
+                      split=args.split, samples=args.samples, seed=args.seed,
+                      structure=args.structure, rule=args.rule, progress=args.progress)
     routes = ", ".join(r["chosen"] for r in result.details.get("routes", []))
     print(f"formula: {result.formula}" + (f"  (route: {routes})" if routes else ""))
     print(f"R^2 vs network {result.formula_r2_model:.8f}; vs data "

@@ -86,14 +86,14 @@ def sample_activations(
     *,
     n_points: int = 201,
     quantiles: tuple[float, float] = (0.0, 1.0),
-    max_samples: int | None = 512,
+    samples: int | None = 512,
     max_obs: int = 2000,
     split: str = "train",
     seed: int = 0,
 ) -> EdgeSamples:
     """Sample every learnable activation of ``model`` over the inputs it sees on ``data``.
 
-    ``max_samples`` data points are forwarded; ``max_obs`` observed values per curve are kept
+    ``samples`` data points are forwarded; ``max_obs`` observed values per curve are kept
     (seeded subsample; all curves keep the same number, the smallest available).
     """
     q_lo, q_hi = (float(q) for q in quantiles)
@@ -106,7 +106,7 @@ def sample_activations(
         raise UnsupportedModelError(
             f"{type(model).__name__} has no learnable activation (PReLU, a Fourier-KArAt attention "
             "function, or a parameterised elementwise module); use partial_dependence for MLP curves")
-    X, _ = data_tensors(data, split=split, max_samples=max_samples, seed=seed)
+    X, _ = data_tensors(data, split=split, samples=samples, seed=seed)
     names = [n for n, _, _ in acts]
     with torch.no_grad(), model_mode(model, "eval"), capture(model, names, inputs=True, outputs=False) as rec:
         model(X.to(dtype))
@@ -153,7 +153,7 @@ def partial_dependence(
     n_points: int = 201,
     quantiles: tuple[float, float] = (0.0, 1.0),
     inputs: list[int] | None = None,
-    max_samples: int | None = 1000,
+    samples: int | None = 1000,
     split: str = "train",
     seed: int = 0,
 ) -> EdgeSamples:
@@ -162,7 +162,7 @@ def partial_dependence(
     ``inputs`` restricts the varied inputs (default all); edges ``(0, k, i)`` for each output k
     (with a subset, ``edge_shapes`` still spans all inputs and only the chosen ones have rows).
     """
-    X, _ = data_tensors(data, split=split, max_samples=max_samples, seed=seed)
+    X, _ = data_tensors(data, split=split, samples=samples, seed=seed)
     shape = tuple(X.shape[1:])
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     flat = X.reshape(len(X), -1).to(dtype)

@@ -150,7 +150,7 @@ def attribute(
     data: Any,
     *,
     split: str = "train",
-    max_samples: int | None = None,
+    samples: int | None = None,
     seed: int = 0,
     loss: Any = None,
     knockout: bool = True,
@@ -160,12 +160,12 @@ def attribute(
     Args:
         model: a KAN (any family of :func:`inspect_kit.kan.adapter_for`) or an adapter.
         data: any :mod:`inspect_kit.data` form (the training split of a bundle by default).
-        max_samples: subsample the data (seeded) before scoring.
+        samples: subsample the data (seeded) before scoring.
         loss: loss for KAN-KO (default by task: CE for integer targets, MSE otherwise).
         knockout: compute KAN-KO (needs targets; skipped when the data has none usable).
     """
     adapter = adapter_for(model)
-    X, y = data_tensors(data, split=split, max_samples=max_samples, seed=seed)
+    X, y = data_tensors(data, split=split, samples=samples, seed=seed)
     if len(X) < 2:
         raise OptionError("attribution needs at least 2 samples (it uses standard deviations)")
     A, S = [], []

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import Batches
 from ..errors import DataError, OptionError
 from ..results import Result
 from . import adapter_for
@@ -122,26 +121,23 @@ class EdgeSamples(Result):
                 for r, (l, j, i) in enumerate(self.index)]
 
 
-def data_tensors(data: Any, *, split: str = "train", max_samples: int | None = None,
-                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, y)`` of ``data`` (any :mod:`inspect_kit.data` form), optionally subsampled (seeded)."""
-    batches = Batches.of(data, split=split)
-    batches.check_finite()
-    x, y = batches.tensors()
-    if max_samples is not None:
-        if int(max_samples) < 2:
-            raise OptionError(f"max_samples must be >= 2, got {max_samples}")
-        if len(x) > max_samples:
-            idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(int(seed)))[:max_samples]
-            idx = idx.sort().values
-            x, y = x[idx], (y[idx] if len(y) == len(x) else y)
-    return x, y
+def data_tensors(data: Any, *, split: str = "train", samples: int | None = None,
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(X, y)`` of ``data`` (any form the model view accepts), optionally a seeded draw of
+    ``samples`` samples (the kit's one sample-count rule, :func:`inspect_kit.view.to_batches`)."""
+    from ..view.batches import check_finite, concat, to_batches
+
+    if samples is not None and int(samples) < 2:
+        raise OptionError(f"samples must be >= 2, got {samples}")
+    whole = concat(to_batches(data, split=split, samples=samples, seed=seed))
+    check_finite([whole])
+    return whole.x, whole.target
 
 
-def input_matrix(data: Any, *, split: str = "train", max_samples: int | None = None,
+def input_matrix(data: Any, *, split: str = "train", samples: int | None = None,
                  seed: int = 0) -> torch.Tensor:
     """All inputs of ``data`` as one tensor (see :func:`data_tensors`)."""
-    return data_tensors(data, split=split, max_samples=max_samples, seed=seed)[0]
+    return data_tensors(data, split=split, samples=samples, seed=seed)[0]
 
 
 def sample_edges(
@@ -150,7 +146,7 @@ def sample_edges(
     *,
     n_points: int = 201,
     quantiles: tuple[float, float] = (0.0, 1.0),
-    max_samples: int | None = None,
+    samples: int | None = None,
     split: str = "train",
     seed: int = 0,
 ) -> EdgeSamples:
@@ -161,7 +157,7 @@ def sample_edges(
         data: any :mod:`inspect_kit.data` form; a DataBundle or spec gives its ``split`` split.
         n_points: dense points per edge (P).
         quantiles: ``(q_lo, q_hi)`` of each edge's observed inputs bounding the dense grid.
-        max_samples: subsample the data to at most this many points (seeded by ``seed``).
+        samples: subsample the data to at most this many points (seeded by ``seed``).
     """
     q_lo, q_hi = (float(q) for q in quantiles)
     if not 0.0 <= q_lo < q_hi <= 1.0:
@@ -169,7 +165,7 @@ def sample_edges(
     if int(n_points) < 2:
         raise OptionError(f"n_points must be >= 2, got {n_points}")
     adapter = adapter_for(model)
-    X = input_matrix(data, split=split, max_samples=max_samples, seed=seed)
+    X = input_matrix(data, split=split, samples=samples, seed=seed)
     if len(X) < 1:
         raise DataError("the data is empty")
     with torch.no_grad():

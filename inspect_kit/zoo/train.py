@@ -21,9 +21,9 @@ from torch import nn
 
 from ..data import Batches, DataBundle, LossFn, load_data, resolve_loss, task_of
 from ..errors import ModelSpecError, NonFiniteError, OptionError
-from ..evaluate import evaluate
 from ..modes import model_mode
 from ..progress import bar
+from ..view import ModelView
 
 Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -147,12 +147,15 @@ def fit(
 
     def record(epoch: int) -> None:
         row: dict[str, float] = {"epoch": epoch}
-        tr = evaluate(model, (x_all, y_all), loss=loss_fn)
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            history.append({"epoch": epoch, "train_loss": math.nan})
+            return
+        tr = ModelView(model, (x_all, y_all), loss=loss_fn).evaluate()
         row["train_loss"] = tr.loss
         if classify:
             row["train_acc"] = float(tr.accuracy)
         if test_data is not None:
-            te = evaluate(model, test_data, loss=loss_fn)
+            te = ModelView(model, test_data, loss=loss_fn).evaluate()
             row["test_loss"] = te.loss
             if te.accuracy is not None:
                 row["test_acc"] = float(te.accuracy)

@@ -105,7 +105,7 @@ def symbolic_activation_figure(g: Gallery, model: Any, data: Any, file: str, tit
     from plotting import style
 
     with g.step("KArAt · symbolic fit of the attention function"):
-        samples = sample_activations(model, data, max_samples=64 if g.quick else 256)
+        samples = sample_activations(model, data, samples=64 if g.quick else 256)
         x, y = samples.x.numpy(), samples.y.numpy()
         table = fit_edges(x, y, progress=False)
         rows = choose(table)

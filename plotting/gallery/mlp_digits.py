@@ -35,8 +35,8 @@ def render(g: Gallery) -> None:
     common.esd_figure(g, a, "mlp", "MLP")
 
     with g.step("MLP pair · LMC"):
-        r = lmc(a, b, data, align="weights", layerwise=True, steps=9 if g.quick else 25,
-                progress=False)
+        r = lmc(a, b, data, matching="weights", layerwise=True, steps=9 if g.quick else 25,
+                split="both", progress=False)
     g.add(plot_lmc(r), "mlp_lmc.png", "MLP pair: linear mode connectivity",
           "Loss and error along (1-t) A + t B before and after Git Re-Basin weight matching, and "
           "the layer-wise barriers of the matched pair.", common.lmc_numbers(r))

@@ -38,9 +38,10 @@ def render(g: Gallery) -> None:
 
     with g.step("ViT · attention maps"):
         res = {
-            LABELS["softmax"]: attention(models["softmax"][0], data, index=0, rollout=True),
+            LABELS["softmax"]: attention(models["softmax"][0], data, index=0, rollout=True,
+                                         progress=False),
             LABELS["fourier_karat"]: attention(models["Fourier-KArAt"][0], data, index=0,
-                                               rollout=True, policy="raw"),
+                                               rollout=True, policy="raw", progress=False),
         }
     karat = res["Fourier-KArAt"]
     neg = [float(np.nanmean(np.asarray(layer["negative_mass"], dtype=float))) for layer in
@@ -112,11 +113,9 @@ def _curvature_and_landscapes(g: Gallery, models: dict[str, Any], data: Any) -> 
 
     hs, ls = {}, {}
     n_hess = 64 if g.quick else 512
-    hess_data = data.split("train")
-    hess_data = (hess_data[0][:n_hess], hess_data[1][:n_hess])
     for label, (model, ck) in models.items():
         with g.step(f"ViT {label} · Hessian"):
-            hs[label] = hessian(model, hess_data, **common.hessian_options(
+            hs[label] = hessian(model, data, samples=n_hess, **common.hessian_options(
                 g, top_k=3, trace=True, density=True, trace_budget=40, density_probes=4,
                 density_steps=40))
         with g.step(f"ViT {label} · PCA landscape"):
@@ -128,7 +127,7 @@ def _curvature_and_landscapes(g: Gallery, models: dict[str, Any], data: Any) -> 
             _density_axes(ax, h, "log", None)
             ax.set_title(f"{label}: Hessian density")
     g.add(fig, "vit_hessian_density.png", "ViT: Hessian spectral density",
-          f"SLQ density of the training-loss Hessian on the first {n_hess} training images, for "
+          f"SLQ density of the training-loss Hessian on a seeded draw of {n_hess} training images, for "
           "both attention types (same subset, probes and seeds).",
           {f"{k} top eigenvalue": float(max(h.eigenvalues)) for k, h in hs.items()}
           | {f"{k} trace": h.trace for k, h in hs.items()})

@@ -78,7 +78,8 @@ def stack_plan(model: nn.Module, params: Mapping[str, torch.Tensor],
     """A verified :class:`StackPlan` for ``model``, or None when it is not a plain stack.
 
     Recognised: ``nn.Sequential`` models and the zoo MLP (``x.reshape(len(x), -1)`` then
-    ``self.layers``). The plan must reproduce ``functional_call`` at ``params`` and ``moved``.
+    ``self.layers``). The plan must reproduce ``functional_call`` at ``params`` and ``moved``
+    (full states: every parameter and buffer).
     """
     if type(model) is nn.Sequential:
         plan = StackPlan("", model, flatten=False)
@@ -89,14 +90,10 @@ def stack_plan(model: nn.Module, params: Mapping[str, torch.Tensor],
         return None
     if not plan.steps:
         return None
-    full = dict(params)
-    full.update({n: b.detach() for n, b in model.named_buffers()})
     try:
         for p in (params, moved):
             want = functional_call(model, dict(p), (x,))
-            q = dict(full)
-            q.update(p)
-            got = plan.forward(q, x)
+            got = plan.forward(p, x)
             if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-5, atol=1e-6):
                 return None
     except Exception:  # anything unexpected: use the general path
