@@ -207,14 +207,16 @@ class ModelView:
         return s
 
     def call(self, state: Mapping[str, torch.Tensor], b: Batch) -> torch.Tensor:
-        """The model's prediction on batch ``b`` at ``state`` (unwrapped; caller sets the mode).
+        """The model's prediction on batch ``b`` at ``state`` (unwrapped), in the view's model mode.
 
         The first call is the check that model and data fit: its failure is a
         :class:`~inspect_kit.errors.DataError` naming the likely causes."""
         if getattr(self, "_fits", False):
-            return self._call(state, b)
+            with self.mode():
+                return self._call(state, b)
         try:
-            out = self._call(state, b)
+            with self.mode():
+                out = self._call(state, b)
         except (RuntimeError, ValueError, IndexError, TypeError, KeyError) as exc:
             raise DataError(
                 f"cannot evaluate the model on the data ({type(exc).__name__}: "
