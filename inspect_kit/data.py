@@ -19,15 +19,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import DataError, NonFiniteError, OptionError
+from .losses import LossFn, resolve_loss, task_of  # noqa: F401 - re-exported
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -116,11 +116,6 @@ class DataBundle:
                 raise DataError(f"data set {self.name!r} has no test split; use split='train'")
             return self.x_test, self.y_test
         raise OptionError(f"split must be 'train' or 'test', got {which!r}")
-
-
-def task_of(y: torch.Tensor) -> str:
-    """'classification' for integer targets, 'regression' for floating targets."""
-    return "regression" if torch.is_floating_point(y) else "classification"
 
 
 def _standardise(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -304,27 +299,6 @@ class Batches:
         for x, _ in self:
             if x.is_floating_point() and not torch.isfinite(x).all():
                 raise NonFiniteError("the input data contains NaN or inf; clean it first")
-
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def resolve_loss(loss: str | LossFn | None, y: torch.Tensor) -> LossFn:
-    """The loss callable ``(output, target) -> mean loss``.
-
-    ``None`` picks by task: cross-entropy for integer targets, mean squared error otherwise.
-    Strings "cross_entropy"/"ce" and "mse" name those two; any callable is used as given and must
-    return the *mean* over the batch (batches are weighted by their size when summed).
-    """
-    if callable(loss):
-        return loss
-    if loss is None:
-        loss = "cross_entropy" if task_of(y) == "classification" else "mse"
-    if loss in ("cross_entropy", "ce"):
-        return F.cross_entropy
-    if loss == "mse":
-        return lambda out, t: F.mse_loss(out, t.reshape(out.shape).to(out.dtype))
-    raise OptionError(f"loss must be 'cross_entropy', 'mse' or a callable, got {loss!r}")
 
 
 def accuracy(output: torch.Tensor, y: torch.Tensor) -> float:

@@ -78,6 +78,7 @@ def hessian(
     backend: str = "native",
     tol: float = 1e-6,
     max_steps: int | None = None,
+    memory: int | str | None = None,
     seed: int = 0,
     return_vectors: bool = False,
     progress: bool | None = None,
@@ -104,6 +105,10 @@ def hessian(
       (a seeded random draw), ``model_mode``, ``dtype``, ``device``, ``batch_size``,
       ``include``, ``loss``. ``seed`` makes every random probe reproducible; ``vectorize``
       evaluates stacked probes in one batched backward.
+    * ``memory``: byte budget (int or "8GB"; default half the available memory) for what the
+      estimators store: the Lanczos basis (thick restart when the step cap would not fit), the
+      Hutch++ sketch, the SLQ bases and probe blocks. A request that cannot fit is refused with
+      what fits.
 
     The model is never modified (functional evaluation on copies of the parameters).
     """
@@ -136,7 +141,7 @@ def hessian(
     eig_vals, eig_res, eig_conv, vectors, steps = np.zeros(0), np.zeros(0), [], None, 0
     if top_k > 0:
         eig = lanczos_eigs(op, int(top_k), which=which, tol=tol, max_steps=max_steps, seed=seed,
-                           return_vectors=return_vectors, progress=progress)
+                           return_vectors=return_vectors, memory=memory, progress=progress)
         eig_vals, eig_res, steps = eig.eigenvalues, eig.residuals, eig.steps
         eig_conv = [bool(c) for c in eig.converged]
         if eig.vectors is not None:
@@ -144,19 +149,20 @@ def hessian(
     tr_val = tr_err = tr_method = None
     if trace:
         fn = hutchpp_trace if trace_method == "hutch++" else hutchinson_trace
-        est = fn(op, int(trace_budget), seed=seed + 1, progress=progress)
+        est = fn(op, int(trace_budget), seed=seed + 1, memory=memory, progress=progress)
         tr_val, tr_err, tr_method = est.trace, est.stderr, est.method
     dens = None
     if density:
         d = slq_density(op, n_probes=density_probes, steps=density_steps, width=density_width,
                         width_fraction=density_width_fraction, threshold=density_threshold,
-                        deflate=density_deflate, seed=seed + 2, progress=progress)
+                        deflate=density_deflate, seed=seed + 2, memory=memory,
+                        progress=progress)
         dens = _density_dict(d)
     blk = None
     if blocks is not None:
         blk = block_spectra(op, blocks, top_k=block_top_k, trace_budget=trace_budget if trace
                             else 0, trace_method=trace_method, tol=tol, max_steps=max_steps,
-                            seed=seed + 3, progress=progress)
+                            seed=seed + 3, memory=memory, progress=progress)
     reference = _reference(backend, view, op.names, top_k, trace, seed)
     return HessianResult(
         eigenvalues=np.asarray(eig_vals, dtype=float), residuals=np.asarray(eig_res, dtype=float),

@@ -36,6 +36,8 @@ import torch
 from torch.func import jacrev, vmap
 from torch.func import jvp as fjvp
 
+from .core import differentiable_attention
+
 
 def _output_fn(view: Any, b: Any) -> Any:
     def f(flat: torch.Tensor) -> torch.Tensor:
@@ -50,7 +52,7 @@ def jvp(view: Any, V: torch.Tensor, b: Any) -> torch.Tensor:
     V = (V.reshape(1, -1) if single else V).to(view.device, view.dtype)
     f = _output_fn(view, b)
     theta = view.theta
-    with view.mode():
+    with view.mode(), differentiable_attention():
         try:
             out = vmap(lambda v: fjvp(f, (theta,), (v,))[1])(V)
         except (RuntimeError, NotImplementedError):  # no forward-mode rule: double backward
@@ -73,7 +75,7 @@ def _jvp_double_backward(view: Any, f: Any, V: torch.Tensor) -> torch.Tensor:
 
 def vjp(view: Any, U: torch.Tensor, b: Any) -> torch.Tensor:
     """``J_b^T u`` for every output cotangent ``u`` in ``U`` (``(k, n_b, *O)``) -> ``(k, n)``."""
-    with torch.enable_grad(), view.mode():
+    with torch.enable_grad(), view.mode(), differentiable_attention():
         leaf = view.theta.detach().clone().requires_grad_(True)
         z = _output_fn(view, b)(leaf)
         if U.shape[1:] != z.shape:
@@ -90,5 +92,5 @@ def vjp(view: Any, U: torch.Tensor, b: Any) -> torch.Tensor:
 
 def jacobian(view: Any, b: Any, *, chunk_size: int | None = None) -> torch.Tensor:
     """The full Jacobian ``(n_b, *O, n)`` of the outputs on batch ``b`` (small models only)."""
-    with view.mode():
+    with view.mode(), differentiable_attention():
         return jacrev(_output_fn(view, b), chunk_size=chunk_size)(view.theta).detach()
