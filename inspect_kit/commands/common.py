@@ -89,8 +89,8 @@ def add_data_arg(parser: argparse.ArgumentParser, *, required: bool = True,
                  samples: int | None = None) -> None:
     """``--data``, ``--split`` (default train) and ``--samples`` (a seeded random draw)."""
     parser.add_argument("--data", required=required, metavar="DATA",
-                        help="digits, wine, formula:NAME, file.pt/.npz with x and y, or "
-                             "module:callable")
+                        help="digits, wine, formula:NAME, modadd:P[:FRAC], file.pt/.npz with x "
+                             "and y, or module:callable")
     parser.add_argument("--split", choices=splits, default="train",
                         help="data split to analyse (default: train)")
     parser.add_argument("--samples", type=int, default=samples, metavar="N",
