@@ -104,18 +104,19 @@ class ModAddNet(nn.Module):
                                  f"{heads}")
         self.p, self.architecture = int(p), architecture
         tokens = p + 1 if architecture == "transformer" else p
-        self.embed = nn.Embedding(tokens, d)
-        if architecture == "mlp":
-            self.hidden = nn.Linear(2 * d, width)
-            self.act = _activation(activation)
-            self.unembed = nn.Linear(width, p, bias=False)
-        else:
-            self.pos = nn.Parameter(torch.zeros(3, d))
-            self.attn = _Attention(d, heads)
-            self.hidden = nn.Linear(d, 4 * d)
-            self.act = nn.ReLU()
-            self.mlp_out = nn.Linear(4 * d, d)
-            self.unembed = nn.Linear(d, p, bias=False)
+        with torch.random.fork_rng(devices=[]):  # the modules' own init draws from the global RNG
+            self.embed = nn.Embedding(tokens, d)
+            if architecture == "mlp":
+                self.hidden = nn.Linear(2 * d, width)
+                self.act = _activation(activation)
+                self.unembed = nn.Linear(width, p, bias=False)
+            else:
+                self.pos = nn.Parameter(torch.zeros(3, d))
+                self.attn = _Attention(d, heads)
+                self.hidden = nn.Linear(d, 4 * d)
+                self.act = nn.ReLU()
+                self.mlp_out = nn.Linear(4 * d, d)
+                self.unembed = nn.Linear(d, p, bias=False)
         #: where the Fourier audit finds the embedding, the neurons and the unembedding
         self.fourier_points = {"embedding": "embed", "neurons": "act", "unembedding": "unembed",
                                "position": -1 if architecture == "transformer" else None}
