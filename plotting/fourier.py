@@ -44,7 +44,7 @@ def plot_spectrum(result: Any, ax: Any = None, *, unembedding: bool = True) -> A
         if unembedding and result.unembedding_spectrum is not None:
             ax.plot(k, np.asarray(result.unembedding_spectrum)[1:], ".-", color=style.PALETTE[0],
                     lw=1, ms=3, label="unembedding W_U")
-            ax.legend(loc="upper right")
+            ax.legend(loc="best")
         ax.set_xlabel("frequency k  (w = 2 pi k / p)")
         ax.set_ylabel("norm over Z_p")
         ax.set_title(f"embedding spectrum, p = {result.p}: key {list(result.key_frequencies)} "
