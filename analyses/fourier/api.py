@@ -14,6 +14,12 @@ measures all of it on any model taking ``(a, b)`` tokens:
 
 The model is never modified: the view evaluates it functionally, the neuron hook is removed on
 exit and the mode flags are restored.
+
+>>> from inspect_kit.zoo import build
+>>> r = fourier(build("modadd", p=7, d=4, width=8), "modadd:7:0.5", key_frequencies=[2],
+...             progress=False)
+>>> r.key_frequencies, sorted(r.metrics), r.neuron_fractions.shape
+((2,), ['all', 'test', 'train'], (8, 4))
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ on: the first sample is the template, its columns ``operands = (i, j)`` take eve
 template's value, which must be the same in every sample. The forward pass is the model view's
 (:meth:`inspect_kit.view.ModelView.call`, inside its model mode, no gradients), with the neuron
 module's output recorded by :func:`inspect_kit.hooks.capture` (hooks removed on exit).
+
+>>> b = grid_batch(torch.tensor([[1, 2, 7], [0, 4, 7]]), (0, 1), 3)
+>>> b.n, b.args[0][:4].tolist()
+(9, [[0, 0, 7], [0, 1, 7], [0, 2, 7], [1, 0, 7]])
 """
 
 from __future__ import annotations

@@ -14,6 +14,12 @@ The zoo model (:class:`inspect_kit.zoo.modadd.ModAddNet`) lists them in its attr
   ``(B, T, N)``, read at ``position``). Default: ``fourier_points``, else none (the neuron
   statistics are left out);
 * ``unembedding``: like ``embedding``, the matrix whose output axis has length ``p``.
+
+>>> from inspect_kit.zoo import build
+>>> pts = resolve(build("modadd", p=7, d=4, width=8), 7, embedding=None, neurons=None,
+...               unembedding=None, position=None)
+>>> pts.embedding, pts.neurons, pts.unembedding
+('embed.weight', 'act', 'unembed.weight')
 """
 
 from __future__ import annotations

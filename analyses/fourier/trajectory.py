@@ -7,6 +7,17 @@ accuracy on each split (:mod:`.ablation`); the embedding of the snapshot gives i
 the share of its energy in the key frequencies; ``weight_norm`` is the sum of squared
 parameters (the paper's "total sum of squared weights", which weight decay drives down during
 the clean-up phase).
+
+Logits that are exactly ``cos(w_1 (a + b - c))`` lose nothing when restricted to frequency 1:
+
+>>> import math
+>>> p, a = 5, torch.arange(5)
+>>> pairs = torch.stack(torch.meshgrid(a, a, indexing="ij"), -1).reshape(-1, 2)
+>>> c = torch.arange(p, dtype=torch.float64)
+>>> logits = 9 * torch.cos(2 * math.pi * (a[:, None, None] + a[None, :, None] - c) / p)
+>>> m = measures(logits, [1], {"all": (pairs, pairs.sum(1) % p)})["all"]
+>>> m["accuracy"], m["restricted_accuracy"], abs(m["loss"] - m["restricted_loss"]) < 1e-12
+(1.0, 1.0, True)
 """
 
 from __future__ import annotations
