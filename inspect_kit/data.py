@@ -9,7 +9,8 @@ Accepted by every analysis (``data=``):
 
 Spec strings (:func:`load_data`): ``digits`` and ``wine`` (scikit-learn's bundled copies, a
 stratified 80/20 split with ``random_state=0``, standardised with training statistics),
-``formula:NAME`` (synthetic regression on a known formula, see :data:`FORMULAS`), a ``.pt`` or
+``formula:NAME`` (synthetic regression on a known formula, see :data:`FORMULAS`),
+``modadd:P[:FRAC[:SEED]]`` (modular addition, :func:`modadd_data`), a ``.pt`` or
 ``.npz`` file holding ``x``/``y`` (optionally ``x_test``/``y_test``), or ``module:callable``
 returning any of the above.
 """
@@ -167,6 +168,53 @@ def formula_data(
     return DataBundle(f"formula:{name}", xtr, ytr, xte, yte, truth=f.expr)
 
 
+def modadd_data(p: int, frac: float = 0.3, seed: int = 0) -> DataBundle:
+    """Modular addition: all ``p^2`` pairs ``(a, b)`` as integer tokens, labels ``(a + b) mod p``.
+
+    Inputs have shape ``(N, 2)`` and dtype long (they stay integer through the model view);
+    pair ``(a, b)`` is sample ``a p + b`` of the full grid. A seeded random share ``frac`` of the
+    pairs (``round(frac p^2)``, drawn with ``torch.Generator().manual_seed(seed)``, kept in grid
+    order) is the training split, the rest the test split, as in Power et al. 2022 and Nanda et
+    al. 2023 (who train on 30% of the pairs for p = 113). The split seed is part of the spec
+    (``modadd:P:FRAC:SEED``), never an analysis's ``seed``, so a model is always audited on the
+    split it was trained on.
+
+    >>> d = modadd_data(5, frac=0.4)
+    >>> d.x_train.shape, d.x_train.dtype, len(d.x_test), d.n_classes
+    (torch.Size([10, 2]), torch.int64, 15, 5)
+    >>> bool(((d.x_train.sum(1) % 5) == d.y_train).all())
+    True
+    """
+    if isinstance(p, bool) or not isinstance(p, int) or p < 3:
+        raise DataError(f"modadd needs an integer modulus p >= 3, got {p!r}; write e.g. modadd:59")
+    if not 0.0 < float(frac) < 1.0:
+        raise DataError(f"modadd training fraction must be in (0, 1), got {frac!r}; write e.g. "
+                        "modadd:59:0.3")
+    n = p * p
+    n_train = min(max(int(round(float(frac) * n)), 1), n - 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    train, test = perm[:n_train].sort().values, perm[n_train:].sort().values
+    grid = torch.stack([torch.arange(n) // p, torch.arange(n) % p], 1)
+    labels = grid.sum(1) % p
+    name = f"modadd:{p}:{float(frac):g}" + (f":{int(seed)}" if seed else "")
+    return DataBundle(name, grid[train], labels[train], grid[test], labels[test], n_classes=p,
+                      truth=f"(a + b) mod {p}")
+
+
+def _modadd_spec(spec: str) -> DataBundle:
+    parts = spec.split(":")[1:]
+    try:
+        if not 1 <= len(parts) <= 3:
+            raise ValueError
+        p = int(parts[0])
+        frac = float(parts[1]) if len(parts) > 1 else 0.3
+        seed = int(parts[2]) if len(parts) > 2 else 0
+    except ValueError:
+        raise DataError(f"cannot read {spec!r}: write modadd:P, modadd:P:FRAC or "
+                        "modadd:P:FRAC:SEED, e.g. modadd:59 or modadd:59:0.4") from None
+    return modadd_data(p, frac, seed)
+
+
 def _from_file(path: Path) -> DataBundle:
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
@@ -204,6 +252,8 @@ def load_data(spec: str, *, seed: int = 0) -> DataBundle:
         return _sklearn_set(spec)
     if spec.startswith("formula:"):
         return formula_data(spec.split(":", 1)[1], seed=seed)
+    if spec.startswith("modadd:"):
+        return _modadd_spec(spec)
     path = Path(spec)
     if path.suffix in (".pt", ".npz"):
         return _from_file(path)
@@ -220,7 +270,7 @@ def load_data(spec: str, *, seed: int = 0) -> DataBundle:
         return DataBundle(spec, x, y)
     raise DataError(
         f"unknown data {spec!r}: use 'digits', 'wine', 'formula:NAME' "
-        f"({', '.join(sorted(FORMULAS))}), a .pt/.npz file with x and y, or 'module:callable'"
+        f"({', '.join(sorted(FORMULAS))}), 'modadd:P', a .pt/.npz file with x and y, or 'module:callable'"
     )
 
 
