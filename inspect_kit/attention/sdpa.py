@@ -13,7 +13,8 @@ scaled_dot_product_attention`` holds its own reference, which patching ``torch.n
 cannot reach. The wrapper therefore also replaces every module-level name bound to the original
 function in the modules that define the model's classes (``type(m).__module__``) and in any
 module listed in ``patch_modules``; all are restored on exit. :func:`unpatched_bindings` lists
-the imported modules that still hold the original (what ``patch_modules`` would fix). Calls
+the modules of the model's packages that still hold the original (what ``patch_modules``
+would fix). Calls
 through ``torch._C._nn.scaled_dot_product_attention`` or from compiled/scripted code are not seen.
 """
 
@@ -90,14 +91,23 @@ def _modules_to_patch(named: list[tuple[str, nn.Module]],
     return mods
 
 
-def unpatched_bindings() -> list[str]:
+def unpatched_bindings(model: nn.Module | None = None) -> list[str]:
     """``module.name`` of every imported module (outside torch) whose module-level ``name`` is
-    bound to the original ``F.scaled_dot_product_attention`` (call outside a capture)."""
+    bound to the original ``F.scaled_dot_product_attention`` (call outside a capture); with a
+    ``model``, only modules of the top-level packages that define its classes (where a helper
+    bound at import time is what ``patch_modules`` fixes).
+
+    >>> unpatched_bindings(torch.nn.Linear(2, 2))
+    []
+    """
     original = getattr(F.scaled_dot_product_attention, "__wrapped__",
                        F.scaled_dot_product_attention)
+    packages = None if model is None else {
+        type(m).__module__.split(".")[0] for m in model.modules()} - {"torch"}
     out = []
     for mname, mod in list(sys.modules.items()):
-        if mod is None or mname.split(".")[0] == "torch":
+        top = mname.split(".")[0]
+        if mod is None or top == "torch" or (packages is not None and top not in packages):
             continue
         with contextlib.suppress(Exception):
             out.extend(f"{mname}.{attr}" for attr, v in list(vars(mod).items())
