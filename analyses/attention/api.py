@@ -153,7 +153,7 @@ def attention(
     if lay.kind == "image" and isinstance(x, torch.Tensor) and x.is_floating_point():
         if image_shape is not None and x[index].numel() == int(np.prod(image_shape)):
             image = x[index].reshape(image_shape).double().cpu().numpy()
-        elif x.dim() in (3, 4):
+        elif x.dim() == 3 or (x.dim() == 4 and x.shape[1] in (1, 3, 4)):  # (H, W), (C, H, W)
             image = x[index].double().cpu().numpy()
     spec = spec_of(model)
     label = int(y[index]) if y is not None and not torch.is_floating_point(y) \
