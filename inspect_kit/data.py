@@ -20,14 +20,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import DataError, NonFiniteError, OptionError
+from .errors import DataError, OptionError
 from .losses import LossFn, resolve_loss, task_of  # noqa: F401 - re-exported
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -82,6 +81,8 @@ class DataBundle:
     """A named data set with train and test splits.
 
     ``task`` is "classification" (integer ``y``) or "regression" (float ``y`` of shape (n, k)).
+    ``x_train``/``x_test`` are tensors, or dicts of model inputs by name for text models
+    (``{"input_ids": ..., "attention_mask": ...}``).
     ``input_shape`` is the shape of one sample (e.g. ``(1, 8, 8)`` for digits as an image).
     """
 
@@ -230,18 +231,50 @@ def _from_file(path: Path) -> DataBundle:
         raise
     except Exception as exc:  # unreadable or unsafe file
         raise DataError(f"cannot read data file {path}: {exc}") from exc
-    if not isinstance(d, dict) or "x" not in d or "y" not in d:
-        raise DataError(f"data file {path} must hold 'x' and 'y' (and optionally 'x_test', 'y_test')")
+    if not isinstance(d, dict):
+        raise DataError(f"data file {path} must hold a dict of tensors ('x' and 'y', or model "
+                        "inputs such as 'input_ids' with 'labels')")
 
     def t(v: Any) -> torch.Tensor:
         v = torch.as_tensor(v)
         return v.float() if v.is_floating_point() else v.long()
 
-    return DataBundle(
-        name=path.stem, x_train=t(d["x"]), y_train=t(d["y"]),
-        x_test=t(d["x_test"]) if "x_test" in d else None,
-        y_test=t(d["y_test"]) if "y_test" in d else None,
-    )
+    if "x" in d and "y" in d:
+        return DataBundle(
+            name=path.stem, x_train=t(d["x"]), y_train=t(d["y"]),
+            x_test=t(d["x_test"]) if "x_test" in d else None,
+            y_test=t(d["y_test"]) if "y_test" in d else None,
+        )
+    return _dict_bundle(path, d)
+
+
+def _dict_bundle(path: Path, d: dict[str, Any]) -> DataBundle:
+    """A file of model inputs by name (``input_ids``, ``attention_mask``, ``pixel_values``,
+    ...) and ``labels``; or ``{"train": {...}, "test": {...}}`` of those. Integer tensors stay
+    integer (token ids)."""
+    from .view.batches import TARGET_KEYS
+
+    def split(part: Any, where: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        if not isinstance(part, dict) or not part:
+            raise DataError(f"data file {path}: {where} must be a dict of tensors")
+        part = {str(k): torch.as_tensor(v) for k, v in part.items()}
+        key = next((k for k in TARGET_KEYS if k in part), None)
+        if key is None:
+            raise DataError(f"data file {path}: {where} has no target; add 'labels' (or 'y')")
+        target = part.pop(key)
+        if not part:
+            raise DataError(f"data file {path}: {where} has a target but no model inputs")
+        n = {len(v) for v in part.values()} | {len(target)}
+        if len(n) != 1:
+            raise DataError(f"data file {path}: {where} holds tensors of different lengths {n}")
+        return part, target
+
+    if "train" in d:
+        xtr, ytr = split(d["train"], "'train'")
+        xte, yte = split(d["test"], "'test'") if "test" in d else (None, None)
+    else:
+        (xtr, ytr), (xte, yte) = split(d, "the file"), (None, None)
+    return DataBundle(name=path.stem, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
 
 
 def load_data(spec: str, *, seed: int = 0) -> DataBundle:
@@ -266,89 +299,15 @@ def load_data(spec: str, *, seed: int = 0) -> DataBundle:
         out = obj() if callable(obj) else obj
         if isinstance(out, DataBundle):
             return out
-        x, y = next(iter(Batches.of(out)))
-        return DataBundle(spec, x, y)
+        from .view.batches import concat, to_batches
+
+        whole = concat(to_batches(out))
+        x = whole.args[0] if whole.args else dict(whole.kwargs)
+        return DataBundle(spec, x, whole.target)
     raise DataError(
         f"unknown data {spec!r}: use 'digits', 'wine', 'formula:NAME' "
         f"({', '.join(sorted(FORMULAS))}), 'modadd:P', a .pt/.npz file with x and y, or 'module:callable'"
     )
-
-
-class Batches:
-    """A re-iterable sequence of ``(x, y)`` batches with the total sample count.
-
-    Build it with :meth:`Batches.of`, which accepts every data form of this module.
-    """
-
-    def __init__(self, source: Iterable[Batch] | list[Batch], n_samples: int | None = None):
-        self._source = source
-        self._n = n_samples
-
-    @classmethod
-    def of(cls, data: Any, *, batch_size: int | None = None, split: str = "train") -> Batches:
-        """Normalise ``data`` (see module docstring); ``batch_size`` splits an ``(X, y)`` pair."""
-        if isinstance(data, Batches):
-            return data
-        if isinstance(data, str):
-            data = load_data(data)
-        if isinstance(data, DataBundle):
-            data = data.split(split)
-        if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (tuple, list)):
-            x, y = (torch.as_tensor(v) for v in data)
-            if x.is_floating_point() is False and x.dtype != torch.bool:
-                x = x.float()
-            if len(x) != len(y):
-                raise DataError(f"X has {len(x)} samples but y has {len(y)}; they must match")
-            if len(x) == 0:
-                raise DataError("the data is empty (0 samples)")
-            if batch_size is None or batch_size >= len(x):
-                return cls([(x, y)], len(x))
-            return cls([(x[i : i + batch_size], y[i : i + batch_size])
-                        for i in range(0, len(x), batch_size)], len(x))
-        from torch.utils.data import DataLoader
-
-        if isinstance(data, DataLoader):
-            return cls(data)
-        if isinstance(data, Iterable):
-            batches = [cls._as_pair(b) for b in data]
-            if not batches:
-                raise DataError("the data iterable yielded no batches")
-            return cls(batches, sum(len(b[0]) for b in batches))
-        raise DataError(
-            f"cannot use {type(data).__name__} as data: pass a DataLoader, an (X, y) pair, an "
-            "iterable of (x, y) batches, a DataBundle or a spec such as 'digits'"
-        )
-
-    @staticmethod
-    def _as_pair(b: Any) -> Batch:
-        if isinstance(b, dict) and "x" in b and "y" in b:
-            return torch.as_tensor(b["x"]), torch.as_tensor(b["y"])
-        if isinstance(b, (tuple, list)) and len(b) >= 2:
-            return torch.as_tensor(b[0]), torch.as_tensor(b[1])
-        raise DataError(f"each batch must be an (x, y) pair, got {type(b).__name__}")
-
-    def __iter__(self) -> Iterator[Batch]:
-        for b in self._source:
-            yield self._as_pair(b)
-
-    @property
-    def n_samples(self) -> int:
-        if self._n is None:
-            self._n = sum(len(x) for x, _ in self)
-        return self._n
-
-    def tensors(self) -> Batch:
-        """All batches concatenated into one ``(X, y)`` pair."""
-        xs, ys = zip(*self)
-        return torch.cat(xs), torch.cat(ys)
-
-    def first_target(self) -> torch.Tensor:
-        return next(iter(self))[1]
-
-    def check_finite(self) -> None:
-        for x, _ in self:
-            if x.is_floating_point() and not torch.isfinite(x).all():
-                raise NonFiniteError("the input data contains NaN or inf; clean it first")
 
 
 def accuracy(output: torch.Tensor, y: torch.Tensor) -> float:

@@ -319,19 +319,36 @@ class ModelView:
     def hvp(self, V: torch.Tensor, names: list[str] | None = None) -> torch.Tensor:
         """Hessian-vector products ``H v`` for ``v`` of shape ``(n,)`` or a block ``(k, n)``,
         restricted to the parameters ``names`` (default all); see :mod:`.hvp`."""
-        products = getattr(self, "_products", None) or self.products()
+        return self.curvature_matvec(V, names, "hessian")
+
+    def curvature_matvec(self, V: torch.Tensor, names: list[str] | None = None,
+                         curvature: str = "hessian") -> torch.Tensor:
+        """Products with the ``curvature`` matrix ("hessian", "ggn", "fisher",
+        "empirical_fisher"), built by :meth:`products` (default options when not yet built)."""
+        built = getattr(self, "_products", None) or {}
+        products = built.get(curvature) or self.products(curvature)
         return products.matvec(V, names)
 
-    def products(self, *, cache_graph: bool | None = None, vectorize: bool = True) -> Any:
-        """The Hessian-product engine (:class:`.hvp.HessianProducts`), built once per set of
-        options: it caches the gradient graphs that every product reuses."""
-        key = (cache_graph, bool(vectorize))
-        if getattr(self, "_products", None) is None or self._products_key != key:
-            from .hvp import HessianProducts
+    def products(self, curvature: str = "hessian", *, cache_graph: bool | None = None,
+                 vectorize: bool = True, mc_samples: int = 1, seed: int = 0) -> Any:
+        """The product engine of ``curvature`` (:class:`.hvp.HessianProducts` or
+        :class:`.ggn.GaussNewtonProducts`), built once per set of options: it caches the graphs
+        that every product reuses."""
+        key = (curvature, cache_graph, bool(vectorize), int(mc_samples), int(seed))
+        if getattr(self, "_products", None) is None:
+            self._products, self._product_keys = {}, {}
+        if self._product_keys.get(curvature) != key:
+            if curvature == "hessian":
+                from .hvp import HessianProducts
 
-            self._products = HessianProducts(self, cache_graph=cache_graph, vectorize=vectorize)
-            self._products_key = key
-        return self._products
+                built = HessianProducts(self, cache_graph=cache_graph, vectorize=vectorize)
+            else:
+                from .ggn import GaussNewtonProducts
+
+                built = GaussNewtonProducts(self, curvature, mc_samples=mc_samples, seed=seed,
+                                            cache_graph=cache_graph, vectorize=vectorize)
+            self._products[curvature], self._product_keys[curvature] = built, key
+        return self._products[curvature]
 
     # -- many points ---------------------------------------------------------------------------
     def direction_to(self, target: Mapping[str, torch.Tensor], *, buffers: str = "follow",

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import Batches, DataBundle, LossFn, load_data, resolve_loss, task_of
+from ..data import DataBundle, LossFn, load_data, resolve_loss, task_of
 from ..errors import DataError, ModelSpecError, NonFiniteError, OptionError
 from ..modes import model_mode
 from ..progress import bar
@@ -256,8 +256,10 @@ def _as_bundle(data: Any) -> DataBundle:
         return load_data(data)
     if isinstance(data, DataBundle):
         return data
-    x, y = Batches.of(data).tensors()
-    return DataBundle("data", x, y)
+    from ..view.batches import concat, to_batches
+
+    whole = concat(to_batches(data))
+    return DataBundle("data", whole.x, whole.target)
 
 
 def zoo_kwargs(name: str, bundle: DataBundle, model_kwargs: dict[str, Any] | None,
