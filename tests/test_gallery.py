@@ -19,6 +19,8 @@ EXPECTED = [
     "vit_training.png", "vit_weight_histograms.png", "vit_attention_heads.png",
     "vit_attention_rollout.png", "vit_attention_distance.png", "vit_attention_spectra.png",
     "vit_hessian_density.png", "vit_landscape_pca.png", "vit_karat_function.png",
+    # empirical NTK of the digits MLP
+    "ntk_mlp.png", "ntk_mlp_training.png",
 ]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

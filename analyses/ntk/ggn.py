@@ -105,7 +105,8 @@ def ggn_check(view: Any, K_full: torch.Tensor, k: int, *, seed: int = 0,
     top = max(abs(float(ntk_side[0])), 1e-300)
     mse = view.loss_spec == "mse" or (view.loss_spec == "default" and not view.classify)
     factor = 2.0 / (n * o) if mse else None
-    out = {"loss": "mse" if mse else view.loss_spec, "factor": factor,
+    name = "mse" if mse else ("cross_entropy" if view.loss_spec == "default" else view.loss_spec)
+    out = {"loss": name, "factor": factor,
            "ggn_eigenvalues": ggn, "ntk_side_eigenvalues": ntk_side,
            "max_relative_difference": float(np.max(np.abs(ggn - ntk_side)) / top),
            "ggn_products": e.products}
