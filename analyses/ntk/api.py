@@ -20,6 +20,7 @@ from torch import nn
 
 from inspect_kit.data import LossFn
 from inspect_kit.errors import OptionError, SizeLimitError
+from inspect_kit.memory import gigabytes, parse_memory
 from inspect_kit.provenance import entry_point
 from inspect_kit.view import make_view
 
@@ -32,10 +33,6 @@ from .result import NTKResult
 from .spectrum import dense_eigenvalues, matrix_free_eigenvalues
 
 COMPUTE = {"contraction": kernel_by_contraction, "ntvp": kernel_by_products}
-
-
-def _gb(b: float) -> str:
-    return f"{b / 2**30:.3g} GB"
 
 
 def _fits(n: int, o: int, p: int, prof: cost.Profile, form: str, itemsize: int,
@@ -135,7 +132,7 @@ def ntk(
     if compare is not None and not isinstance(compare, nn.Module):
         raise OptionError(f"compare must be an nn.Module (e.g. the model at initialisation), "
                           f"got {type(compare).__name__}")
-    budget = cost.parse_memory(max_memory)
+    budget = parse_memory(max_memory)
     view_opts = dict(loss=loss, include=include, model_mode=model_mode, device=device,
                      split=split, samples=samples, seed=seed)
     view = make_view(model, data, dtype=dtype, **view_opts)
@@ -149,7 +146,7 @@ def ntk(
     need = min(costs[m]["min_bytes"] for m in ("contraction", "ntvp")) if method == "auto" \
         else costs[method]["min_bytes"]
     why = (f"the {form} kernel of {n} samples x {o} outputs ({p} parameters) needs about "
-           f"{_gb(need)} with method={method!r}, over max_memory={_gb(budget)}; "
+           f"{gigabytes(need)} with method={method!r}, over max_memory={gigabytes(budget)}; "
            f"samples<={_fits(n, o, p, prof, form, itemsize, budget)} fits, or pass "
            "matrix_free=True (top eigenvalues only), kernel='trace' or a larger max_memory")
     route = _route(method, matrix_free, costs, why)
@@ -166,9 +163,9 @@ def ntk(
         mf_bytes, chunk = cost.matrix_free_bytes(n=n, o=o, p=p, act=prof.activations,
                                                  form=form, itemsize=itemsize, steps=steps)
         if mf_bytes > budget:
-            raise SizeLimitError(f"even the matrix-free eigenvalues need about {_gb(mf_bytes)}"
+            raise SizeLimitError(f"even the matrix-free eigenvalues need about {gigabytes(mf_bytes)}"
                                  f" (Lanczos basis of {steps} vectors), over max_memory="
-                                 f"{_gb(budget)}; pass fewer samples or max_steps")
+                                 f"{gigabytes(budget)}; pass fewer samples or max_steps")
         if matrix_free is None:
             note["matrix_free"] = f"went matrix-free: {why}"
         eig = matrix_free_eigenvalues(view, chunks(view, chunk), form, o, top_k, tol=tol,
@@ -197,7 +194,7 @@ def ntk(
                              itemsize=itemsize, budget=budget)[route]
         if not full["feasible"]:
             raise SizeLimitError(f"ggn_check needs the full kernel ({n} samples x {o} outputs), "
-                                 f"which does not fit max_memory={_gb(budget)}; pass fewer "
+                                 f"which does not fit max_memory={gigabytes(budget)}; pass fewer "
                                  "samples")
         K_full = K if form == "full" else _kernel(view, route, full, "full", progress)
         ggn = check(view, K_full, max(top_k, 1), seed=seed, progress=progress)
@@ -235,7 +232,7 @@ def _change(compare: nn.Module, data: Any, view: Any, view_opts: dict[str, Any],
                         itemsize=torch.empty(0, dtype=other.dtype).element_size(),
                         budget=budget)
     if not est[route]["feasible"]:
-        raise SizeLimitError(f"the compare model's kernel does not fit max_memory={_gb(budget)}"
+        raise SizeLimitError(f"the compare model's kernel does not fit max_memory={gigabytes(budget)}"
                              " by the same method; pass fewer samples")
     K_ref = _kernel(other, route, est[route], form, progress)
     out: dict[str, Any] = kernel_change(K_ref, K, form)

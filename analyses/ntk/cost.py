@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from inspect_kit.errors import OptionError, SizeLimitError
+from inspect_kit.errors import SizeLimitError
 from inspect_kit.view.jacobian import autodiff_attention
 
 from . import forms
@@ -88,26 +88,6 @@ def profile(view: Any, outputs: int) -> Profile:
         view.call(view.full_state(), one)
     return Profile(max(float(counter.get_total_flops()), 2.0 * view.n),
                    float(max(Floats.total, 1)), int(view.n), int(outputs))
-
-
-def parse_memory(value: int | float | str | None) -> int:
-    """Bytes from ``2**30``, ``"512MB"``, ``"2GB"`` (powers of 1024); None = no limit."""
-    if value is None:
-        return 2**62
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip().upper().removesuffix("B").removesuffix("I")
-        units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-        try:
-            scale = units.get(text[-1:], 1)
-            number = float(text[:-1] if text[-1:] in units else text)
-            if number > 0:
-                return int(number * scale)
-        except ValueError:
-            pass
-    raise OptionError(f"max_memory must be a positive number of bytes or a size like '2GB', "
-                      f"got {value!r}")
 
 
 def _pairs(n: int, c: int) -> float:
