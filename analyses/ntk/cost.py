@@ -14,11 +14,17 @@ guessed: :func:`profile` runs the model on one sample under
 ``torch.utils.flop_counter.FlopCounterMode`` (matmul, convolution and attention FLOPs; at least
 ``2 P``) and counts the floats its operations produce (the activation size, for workspace).
 
-Time is predicted as FLOPs over a measured rate per kind of work (:data:`RATES`: BLAS GEMM,
-``vmap``-ed single-sample backward passes, ``vmap``-ed forward-mode passes) plus a fixed
-overhead per call; ``method="auto"`` takes the fastest method whose memory estimate fits the
-budget. The rates' ratios are what matter, and they were measured on one CPU core
-(benchmarks/bench_ntk.py prints predicted vs measured times).
+Time is predicted from measured constants (:data:`RATES`, one CPU core): FLOPs over a rate per
+kind of work (BLAS GEMM, ``vmap``-ed single-sample backward passes, ``vmap``-ed forward-mode
+passes), plus the elementwise work the FLOP counter does not see (seconds per activation float
+per transformed pass, which makes attention and normalisation layers cost what they do), the
+writing of the Jacobian, and a fixed overhead per call. The common first step (the Jacobian rows
+of every sample, computed once by both methods) does not affect the choice; the second step
+does: ``2 N^2 O^2 P / 2`` GEMM FLOPs against ``N^2 O / 2`` forward-mode passes.
+``method="auto"`` takes the fastest method whose memory estimate fits the budget. Memory sets
+the sizes of the steps: ``chunk`` samples per Jacobian (or tangent) step and ``block`` samples
+per GEMM (or ``jvp``) block, the largest that fit; a method is feasible when one sample per
+step fits. benchmarks/bench_ntk.py prints predicted against measured times.
 
 >>> c = estimate(n=100, o=10, p=10_000, fp=20_000.0, act=300.0, form="full", itemsize=4,
 ...              budget=2**31)
