@@ -238,6 +238,7 @@ def test_bad_options_are_clear_errors_and_the_model_is_untouched():
            ({"matrix_free": "yes"}, OptionError, "True"), ({"top_k": -1}, OptionError, "top_k"),
            ({"max_memory": "lots"}, OptionError, "GB"), ({"compare": 3}, OptionError, "Module"),
            ({"model_mode": "training"}, OptionError, "model_mode"),
+           ({"model_mode": "train"}, OptionError, "BatchNorm"),
            ({"matrix_free": True, "top_k": 0}, OptionError, "top_k")]
     for kw, err, word in bad:
         with assert_untouched(model), pytest.raises(err, match=word):

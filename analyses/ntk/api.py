@@ -116,8 +116,9 @@ def ntk(
     * ``ggn_check``: compare the top eigenvalues of the Gauss-Newton matrix of ``loss`` with
       those of the full kernel weighted by the loss Hessian (:mod:`.ggn`; small models).
     * The model view's options: ``split``, ``samples`` (a seeded draw by ``seed``),
-      ``model_mode``, ``dtype``, ``device``, ``include`` (the parameters ``theta``), ``loss``
-      (for the GGN check and the targets). ``tol``/``max_steps``: Lanczos (matrix-free).
+      ``model_mode`` ("eval" or None; "train" is refused: BatchNorm would couple the samples
+      and dropout is random), ``dtype``, ``device``, ``include`` (the parameters ``theta``),
+      ``loss`` (for the GGN check). ``tol``/``max_steps``: Lanczos (matrix-free).
 
     The model is never modified (functional evaluation on copies of the parameters).
     """
@@ -129,6 +130,11 @@ def ntk(
                           f"{matrix_free!r}")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
         raise OptionError(f"top_k must be an integer >= 0, got {top_k!r}")
+    if model_mode == "train":
+        raise OptionError("model_mode='train' is not supported by ntk: the empirical NTK is a "
+                          "kernel of per-sample outputs, and in train mode BatchNorm couples "
+                          "the samples of a batch and dropout is random; use model_mode='eval' "
+                          "(or None to leave the flags)")
     if compare is not None and not isinstance(compare, nn.Module):
         raise OptionError(f"compare must be an nn.Module (e.g. the model at initialisation), "
                           f"got {type(compare).__name__}")
