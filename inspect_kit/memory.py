@@ -1,44 +1,62 @@
-"""Memory budgets: the ``max_memory`` option (bytes or a size such as ``"512MB"``, ``"2GB"``).
+"""Memory budgets: what a request may allocate, decided before the work starts.
 
-Analyses estimate what they will allocate before they allocate it and compare the estimate
-with the budget (refusing with a message saying what fits, or switching to a bounded mode).
+``memory=`` options accept bytes (an int) or a string such as ``"8GB"``, ``"512MiB"``; None
+means half of the memory the system reports as available (``MemAvailable`` in
+``/proc/meminfo``; 8 GiB where that is unknown).
 
->>> parse_memory("2GB") == 2 * 2**30, parse_memory(1000), parse_memory("1.5k")
-(True, 1000, 1536)
->>> gigabytes(3 * 2**29)
-'1.5 GB'
+>>> parse_bytes("1.5GB"), parse_bytes("512MiB"), parse_bytes(1024)
+(1500000000, 536870912, 1024)
+>>> human(3 * 2**30)
+'3.2 GB'
 """
 
 from __future__ import annotations
 
+import re
+
 from .errors import OptionError
 
-#: what ``max_memory=None`` means: no limit
-UNLIMITED = 2**62
-
-_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
-def parse_memory(value: int | float | str | None) -> int:
-    """Bytes from a number or a size with a K/M/G/T suffix (powers of 1024, optional "B" or
-    "iB"); ``None`` = no limit."""
-    if value is None:
-        return UNLIMITED
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+def parse_bytes(value: int | float | str) -> int:
+    """Bytes from an int or a string with a unit (``"8GB"``, ``"800 MiB"``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise OptionError(f"memory must be positive, got {value!r}")
         return int(value)
-    if isinstance(value, str):
-        text = value.strip().upper().removesuffix("B").removesuffix("I")
-        try:
-            scale = _UNITS.get(text[-1:], 1)
-            number = float(text[:-1] if text[-1:] in _UNITS else text)
-            if number > 0:
-                return int(number * scale)
-        except ValueError:
-            pass
-    raise OptionError(f"max_memory must be a positive number of bytes or a size like '2GB', "
-                      f"got {value!r}")
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
+    if m is None or m.group(2).lower() not in _UNITS:
+        raise OptionError(f"memory must be bytes or a size such as '8GB' or '512MiB', got "
+                          f"{value!r}")
+    out = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if out <= 0:
+        raise OptionError(f"memory must be positive, got {value!r}")
+    return out
 
 
-def gigabytes(n_bytes: float) -> str:
-    """``n_bytes`` as a short "x.xx GB" string (powers of 1024)."""
-    return f"{n_bytes / 2**30:.3g} GB"
+def available_bytes() -> int:
+    """Memory the system reports as available (MemAvailable), or 8 GiB when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 8 * 2**30
+
+
+def budget(memory: int | float | str | None) -> int:
+    """The byte budget of a ``memory=`` option (None: half of the available memory)."""
+    return available_bytes() // 2 if memory is None else parse_bytes(memory)
+
+
+def human(n: float) -> str:
+    """A byte count for messages (decimal units)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover

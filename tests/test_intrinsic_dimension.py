@@ -180,7 +180,7 @@ def test_bad_options_and_data_are_clear_errors(tmp_path, capsys):
            ({"eval_split": "valid"}, OptionError, "test"), ({"dims": [0, 4]}, OptionError, "dims"),
            ({"epochs": 0}, OptionError, "epochs"), ({"baseline": 1.5}, OptionError, "baseline"),
            ({"refine": -1}, OptionError, "refine"), ({"dims": [99]}, OptionError, "D=26"),
-           ({"projection": "dense", "max_memory": 100}, SizeLimitError, "fastfood")]
+           ({"projection": "dense", "memory": 100}, SizeLimitError, "fastfood")]
     for kw, err, word in bad:
         with assert_untouched(net), pytest.raises(err, match=word):
             intrinsic_dimension(net, (x, y), progress=False, **kw)

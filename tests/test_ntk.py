@@ -127,17 +127,17 @@ def test_matrix_free_eigenvalues_equal_eigvalsh_of_the_kernel(kind, form):
 
 
 def test_a_kernel_too_big_to_form_agrees_with_a_subset_run():
-    """3000 samples whose kernel exceeds max_memory go matrix-free; the top-2 eigenvalues per
+    """3000 samples whose kernel exceeds memory= go matrix-free; the top-2 eigenvalues per
     sample, lambda_k(K_N) / N (Nystrom estimates of the kernel operator's eigenvalues), agree
     with those of a formed 500-sample kernel within 5% (sampling error ~ 1/sqrt(500))."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 1))
     x = torch.randn(3000, 8, generator=torch.Generator().manual_seed(1))
     with pytest.raises(SizeLimitError, match="samples<="):
-        ntk(net, (x,), samples=None, top_k=2, max_memory="16MB", matrix_free=False,
+        ntk(net, (x,), samples=None, top_k=2, memory="16MB", matrix_free=False,
             progress=False)
     with assert_untouched(net):
-        big = ntk(net, (x,), samples=None, top_k=2, max_memory="16MB", dtype="float64",
+        big = ntk(net, (x,), samples=None, top_k=2, memory="16MB", dtype="float64",
                   progress=False)
     sub = ntk(net, (x,), samples=500, top_k=2, dtype="float64", progress=False)
     assert big.method == "matrix_free" and "matrix-free" in big.provenance["matrix_free"]
@@ -150,16 +150,16 @@ def test_the_refusal_names_a_sample_count_that_fits():
     net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
     x = torch.randn(300, 8)
     with pytest.raises(SizeLimitError) as info:
-        ntk(net, (x,), kernel="full", max_memory="10MB", matrix_free=False, samples=None,
+        ntk(net, (x,), kernel="full", memory="10MB", matrix_free=False, samples=None,
             progress=False)
     fits = int(str(info.value).split("samples<=")[1].split()[0])
     assert 0 < fits < 300
-    ok = ntk(net, (x,), kernel="full", samples=fits, max_memory="10MB", matrix_free=False,
+    ok = ntk(net, (x,), kernel="full", samples=fits, memory="10MB", matrix_free=False,
              top_k=1, progress=False)
-    assert ok.kernel.shape == (fits, fits, 4, 4) and ok.memory_bytes <= 10 * 2**20
-    assert ok.kernel.nbytes < 10 * 2**20
+    assert ok.kernel.shape == (fits, fits, 4, 4) and ok.memory_bytes <= 10**7
+    assert ok.kernel.nbytes < 10**7
     with pytest.raises(SizeLimitError):
-        ntk(net, (x,), kernel="full", samples=fits + 1, max_memory="10MB", matrix_free=False,
+        ntk(net, (x,), kernel="full", samples=fits + 1, memory="10MB", matrix_free=False,
             progress=False)
 
 
@@ -236,7 +236,7 @@ def test_bad_options_are_clear_errors_and_the_model_is_untouched():
     model, x = _model("cnn")
     bad = [({"kernel": "diag"}, OptionError, "full"), ({"method": "fast"}, OptionError, "ntvp"),
            ({"matrix_free": "yes"}, OptionError, "True"), ({"top_k": -1}, OptionError, "top_k"),
-           ({"max_memory": "lots"}, OptionError, "GB"), ({"compare": 3}, OptionError, "Module"),
+           ({"memory": "lots"}, OptionError, "GB"), ({"compare": 3}, OptionError, "Module"),
            ({"model_mode": "training"}, OptionError, "model_mode"),
            ({"model_mode": "train"}, OptionError, "BatchNorm"),
            ({"matrix_free": True, "top_k": 0}, OptionError, "top_k")]

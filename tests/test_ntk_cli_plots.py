@@ -52,8 +52,8 @@ def test_cli_bad_options_exit_2(ckpts, tmp_path):
     base = ["ntk", str(ckpts / "a.pt"), "--data", "digits", "--samples", "20"]
     assert main(base + ["--top-k", "-1"]) == 2
     assert main(base + ["--kernel-out", str(tmp_path / "k.txt")]) == 2
-    assert main(base + ["--max-memory", "nothing"]) == 2
-    assert main(base + ["--kernel", "full", "--max-memory", "1KB", "--no-matrix-free"]) == 2
+    assert main(base + ["--memory", "nothing"]) == 2
+    assert main(base + ["--kernel", "full", "--memory", "1KB", "--no-matrix-free"]) == 2
 
 
 def test_figures_from_results_and_from_json(tmp_path):

@@ -17,7 +17,8 @@ from torch import nn
 
 from inspect_kit.data import LossFn
 from inspect_kit.errors import DataError, OptionError, SizeLimitError
-from inspect_kit.memory import gigabytes, parse_memory
+from inspect_kit.memory import budget as memory_budget
+from inspect_kit.memory import human
 from inspect_kit.progress import bar
 from inspect_kit.provenance import entry_point
 from inspect_kit.view import make_view
@@ -82,7 +83,7 @@ def intrinsic_dimension(
     refine: int = 3,
     baseline: float | None = None,
     eval_split: str = "test",
-    max_memory: int | float | str | None = "2GB",
+    memory: int | float | str | None = None,
     loss: str | LossFn | None = None,
     include: str | Iterable[str] | Callable[[str, torch.Tensor], bool] | None = None,
     split: str = "train",
@@ -99,7 +100,7 @@ def intrinsic_dimension(
       increasing order until both thresholds are met; ``refine`` bisection steps then narrow
       each threshold's bracket (:mod:`.search`).
     * ``projection``: "fastfood" (``O(D)`` memory; default) or "dense" (``D d`` floats, refused
-      beyond ``max_memory``).
+      beyond ``memory``: bytes or "2GB", default half the available memory).
     * Training (:func:`inspect_kit.zoo.subspace.fit_subspace`): Adam for ``epochs`` epochs on
       mini-batches of ``train_batch_size`` (None = full batch) of the ``split`` data, learning
       rate ``lr`` for ``z``;
@@ -113,7 +114,7 @@ def intrinsic_dimension(
     The model is never modified: every run evaluates it functionally on its own parameters.
     """
     _check(projection, dims, epochs, lr, refine, baseline, eval_split)
-    budget = parse_memory(max_memory)
+    budget = memory_budget(memory)
     opts = dict(loss=loss, include=include, model_mode=model_mode, dtype=dtype, device=device,
                 seed=seed)
     view = make_view(model, data, split=split, samples=samples, **opts)
@@ -129,8 +130,8 @@ def intrinsic_dimension(
     need = projection_bytes(projection, D, max(grid), itemsize)
     if need > budget:
         fits = max(1, budget // (D * itemsize))
-        raise SizeLimitError(f"a dense {D} x {max(grid)} projection needs {gigabytes(need)}, "
-                             f"over max_memory={gigabytes(budget)}; use projection='fastfood' "
+        raise SizeLimitError(f"a dense {D} x {max(grid)} projection needs {human(need)}, "
+                             f"over memory={human(budget)}; use projection='fastfood' "
                              f"(O(D) memory) or dims <= {fits}")
     train = dict(eval_view=eval_view, epochs=epochs, batch_size=train_batch_size, seed=seed)
     full_curve = None

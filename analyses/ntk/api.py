@@ -20,7 +20,8 @@ from torch import nn
 
 from inspect_kit.data import LossFn
 from inspect_kit.errors import OptionError, SizeLimitError
-from inspect_kit.memory import gigabytes, parse_memory
+from inspect_kit.memory import budget as memory_budget
+from inspect_kit.memory import human
 from inspect_kit.provenance import entry_point
 from inspect_kit.view import make_view
 
@@ -83,7 +84,7 @@ def ntk(
     method: str = "auto",
     top_k: int = 10,
     matrix_free: bool | None = None,
-    max_memory: int | float | str | None = "2GB",
+    memory: int | float | str | None = None,
     compare: nn.Module | None = None,
     ggn_check: bool = False,
     loss: str | LossFn | None = None,
@@ -103,14 +104,15 @@ def ntk(
 
     * ``kernel``: "trace" (``N x N``, summed over outputs; default), "full"
       (``(N, N, O, O)``) or "per_output" (``(O, N, N)``); see :mod:`.forms`.
-    * ``method``: "auto" (the cost model's fastest method that fits ``max_memory``),
+    * ``method``: "auto" (the cost model's fastest method that fits ``memory``),
       "contraction" (Jacobian contraction) or "ntvp" (NTK-vector products).
     * ``top_k``: eigenvalues of the kernel (per output for "per_output"); 0 skips them.
     * ``matrix_free``: True computes only the top eigenvalues by Lanczos on kernel-vector
       products, never forming the kernel; None (default) does so when no method can form the
-      kernel within ``max_memory``; False refuses then, saying what fits.
-    * ``max_memory``: bytes (or "512MB", "2GB") the kernel, the Jacobian and the workspace may
-      use; estimated before anything is allocated. None = no limit.
+      kernel within ``memory``; False refuses then, saying what fits.
+    * ``memory``: bytes (or "512MB", "2GB") the kernel, the Jacobian and the workspace may use
+      (default half the available memory, :mod:`inspect_kit.memory`); estimated before anything
+      is allocated.
     * ``compare``: another model (e.g. the same network at initialisation); its kernel on the
       same samples gives ``change`` (relative Frobenius distance, alignment, CKA).
     * ``ggn_check``: compare the top eigenvalues of the Gauss-Newton matrix of ``loss`` with
@@ -138,7 +140,7 @@ def ntk(
     if compare is not None and not isinstance(compare, nn.Module):
         raise OptionError(f"compare must be an nn.Module (e.g. the model at initialisation), "
                           f"got {type(compare).__name__}")
-    budget = parse_memory(max_memory)
+    budget = memory_budget(memory)
     view_opts = dict(loss=loss, include=include, model_mode=model_mode, device=device,
                      split=split, samples=samples, seed=seed)
     view = make_view(model, data, dtype=dtype, **view_opts)
@@ -152,9 +154,9 @@ def ntk(
     need = min(costs[m]["min_bytes"] for m in ("contraction", "ntvp")) if method == "auto" \
         else costs[method]["min_bytes"]
     why = (f"the {form} kernel of {n} samples x {o} outputs ({p} parameters) needs about "
-           f"{gigabytes(need)} with method={method!r}, over max_memory={gigabytes(budget)}; "
+           f"{human(need)} with method={method!r}, over memory={human(budget)}; "
            f"samples<={_fits(n, o, p, prof, form, itemsize, budget)} fits, or pass "
-           "matrix_free=True (top eigenvalues only), kernel='trace' or a larger max_memory")
+           "matrix_free=True (top eigenvalues only), kernel='trace' or a larger memory=")
     route = _route(method, matrix_free, costs, why)
     note: dict[str, Any] = {}
     K = None
@@ -165,26 +167,25 @@ def ntk(
             raise OptionError("matrix_free computes the top eigenvalues only: pass top_k >= 1")
         if compare is not None or ggn_check:
             raise SizeLimitError(f"compare and ggn_check need the formed kernel, and {why}")
-        steps = max_steps if max_steps is not None else max(300, 20 * top_k)
-        mf_bytes, chunk = cost.matrix_free_bytes(n=n, o=o, p=p, act=prof.activations,
-                                                 form=form, itemsize=itemsize, steps=steps)
-        if mf_bytes > budget:
-            raise SizeLimitError(f"even the matrix-free eigenvalues need about {gigabytes(mf_bytes)}"
-                                 f" (Lanczos basis of {steps} vectors), over max_memory="
-                                 f"{gigabytes(budget)}; pass fewer samples or max_steps")
+        ws, chunk = cost.matrix_free_workspace(n=n, o=o, p=p, act=prof.activations, form=form,
+                                               itemsize=itemsize, budget=budget)
+        if ws > budget:
+            raise SizeLimitError(f"even one kernel-vector product needs about {human(ws)}, over "
+                                 f"memory={human(budget)}; raise memory= or restrict include=")
         if matrix_free is None:
             note["matrix_free"] = f"went matrix-free: {why}"
         eig = matrix_free_eigenvalues(view, chunks(view, chunk), form, o, top_k, tol=tol,
-                                      max_steps=max_steps, seed=seed, progress=progress)
+                                      max_steps=max_steps, seed=seed, memory=budget - ws,
+                                      progress=progress)
         vals, res, eig_method, products = (eig["eigenvalues"], eig["residuals"], "lanczos",
                                            eig["products"])
-        memory, trace = mf_bytes, None
+        mem_bytes, trace = ws + eig["basis_bytes"], None
         labels = _targets(view, o)[1]
     else:
         K = _kernel(view, route, costs[route], form, progress)
         vals, res = (dense_eigenvalues(K, form, top_k, seed=seed) if top_k > 0
                      else (np.zeros(0), np.zeros(0)))
-        eig_method, memory = "eigh", costs[route]["bytes"]
+        eig_method, mem_bytes = "eigh", costs[route]["bytes"]
         trace = float(forms.matrices(K, form).diagonal(dim1=1, dim2=2).sum())
         Y, labels = _targets(view, o)
         if Y is not None:
@@ -200,14 +201,14 @@ def ntk(
                              itemsize=itemsize, budget=budget)[route]
         if not full["feasible"]:
             raise SizeLimitError(f"ggn_check needs the full kernel ({n} samples x {o} outputs), "
-                                 f"which does not fit max_memory={gigabytes(budget)}; pass fewer "
+                                 f"which does not fit memory={human(budget)}; pass fewer "
                                  "samples")
         K_full = K if form == "full" else _kernel(view, route, full, "full", progress)
         ggn = check(view, K_full, max(top_k, 1), seed=seed, progress=progress)
     return NTKResult(
         form=form, method=route, method_requested=method, eigenvalues=np.asarray(vals, float),
         residuals=np.asarray(res, float), eigen_method=eig_method, trace=trace, n_samples=n,
-        n_outputs=o, n_params=p, costs=costs, memory_bytes=int(memory), products=products,
+        n_outputs=o, n_params=p, costs=costs, memory_bytes=int(mem_bytes), products=products,
         kernel=None if K is None else K.detach().cpu().numpy(), labels=labels,
         target_alignment=note.pop("target_alignment", None), change=change, ggn=ggn,
         provenance={"view": view.options, "profile": {"forward_flops": prof.flops,
@@ -238,7 +239,7 @@ def _change(compare: nn.Module, data: Any, view: Any, view_opts: dict[str, Any],
                         itemsize=torch.empty(0, dtype=other.dtype).element_size(),
                         budget=budget)
     if not est[route]["feasible"]:
-        raise SizeLimitError(f"the compare model's kernel does not fit max_memory={gigabytes(budget)}"
+        raise SizeLimitError(f"the compare model's kernel does not fit memory={human(budget)}"
                              " by the same method; pass fewer samples")
     K_ref = _kernel(other, route, est[route], form, progress)
     out: dict[str, Any] = kernel_change(K_ref, K, form)

@@ -175,12 +175,15 @@ def choose(costs: dict[str, dict[str, Any]]) -> str:
     return min(ok, key=lambda m: costs[m]["seconds"])
 
 
-def matrix_free_bytes(*, n: int, o: int, p: int, act: float, form: str, itemsize: int,
-                      steps: int) -> tuple[int, int]:
-    """Bytes of Lanczos on kernel-vector products: ``steps`` basis vectors of the kernel's
-    rows, plus a chunk's vjp/jvp workspace; returns (bytes, chunk size)."""
-    rows = n * (o if form == "full" else 1)
-    k = o if form == "trace" else 1
-    basis = (steps + 2) * rows * 8
-    c = _largest_chunk(n, lambda c: 3.0 * k * c * (act + o) * itemsize <= 2**28)
-    return int(basis + 3 * k * p * itemsize + 3.0 * k * c * (act + o) * itemsize), c
+def matrix_free_workspace(*, n: int, o: int, p: int, act: float, form: str, itemsize: int,
+                          budget: int) -> tuple[int, int]:
+    """Bytes of one kernel-vector product (cotangents, the ``J^T u`` vectors and a chunk's
+    vjp/jvp activations) with the largest chunk whose workspace fits half the budget (the other
+    half is the Lanczos basis's); returns (bytes, chunk size)."""
+    k = o if form == "trace" else 1  # products per kernel-vector product
+
+    def ws(c: int) -> float:
+        return 3.0 * k * (p + n * o) * itemsize + 3.0 * k * c * (act + o) * itemsize
+
+    c = _largest_chunk(n, lambda c: ws(c) <= budget / 2)
+    return int(ws(c)), c

@@ -39,7 +39,7 @@ import torch
 
 from analyses.hessian.lanczos import lanczos_eigs
 from inspect_kit.errors import SizeLimitError
-from inspect_kit.view.jacobian import safe_jvp, safe_vjp
+from inspect_kit.view.jacobian import safe_jvp, vjp
 
 from . import forms
 
@@ -78,7 +78,7 @@ class GGNOperator:
         out = torch.zeros(k, self.n, dtype=self.dtype, device=self.device)
         for b, H in zip(self.view.batches, self.hessians):
             z = safe_jvp(self.view, V, b)  # (k, n_b, *O)
-            out += safe_vjp(self.view, (z.reshape(k, -1) @ H).reshape(z.shape), b)
+            out += vjp(self.view, (z.reshape(k, -1) @ H).reshape(z.shape), b)
         self.hvp_count += k
         return out[0] if v.dim() == 1 else out
 

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from inspect_kit.errors import OptionError
-from inspect_kit.view.jacobian import safe_jvp, safe_vjp
+from inspect_kit.view.jacobian import safe_jvp, vjp
 
 from .chunks import Chunk, output_shape
 
@@ -80,7 +80,7 @@ class NTKOperator:
         kk = U.shape[0]
         w = torch.zeros(kk, self.view.n, dtype=self.dtype, device=self.device)
         for c in self.parts:
-            w += safe_vjp(self.view, U[:, c.slice].reshape(kk, c.n, *self.out_shape), c.batch)
+            w += vjp(self.view, U[:, c.slice].reshape(kk, c.n, *self.out_shape), c.batch)
         Z = torch.cat([safe_jvp(self.view, w, c.batch).reshape(kk, c.n, self.o)
                        for c in self.parts], dim=1)  # (kk, N, O)
         if self.form == "full":

@@ -52,22 +52,26 @@ def dense_eigenvalues(K: torch.Tensor, form: str, k: int, *, seed: int = 0
 
 def matrix_free_eigenvalues(view: Any, parts: list[Any], form: str, o: int, k: int, *,
                             tol: float, max_steps: int | None, seed: int,
-                            progress: bool | None) -> dict[str, Any]:
+                            memory: int | None = None, progress: bool | None = None
+                            ) -> dict[str, Any]:
     """Top ``k`` eigenvalues by Lanczos on kernel-vector products (one run per output for
-    "per_output"): ``eigenvalues``, ``residuals``, ``converged``, ``products``, ``steps``."""
+    "per_output"; the Krylov basis within ``memory`` bytes, thick restarts when the step cap
+    would not fit): ``eigenvalues``, ``residuals``, ``converged``, ``products``, ``steps``,
+    ``basis_bytes``."""
     outputs = range(o) if form == "per_output" else [0]
-    vals, res, conv, products, steps = [], [], [], 0, 0
+    vals, res, conv, products, steps, basis = [], [], [], 0, 0, 0
     for a in outputs:
         op = NTKOperator(view, parts, form, output=a)
         e = lanczos_eigs(op, min(k, op.n), tol=tol, max_steps=max_steps, seed=seed,
-                         progress=progress)
+                         memory=memory, progress=progress)
         vals.append(e.eigenvalues)
         res.append(e.residuals)
         conv.append(e.converged)
         products += e.products
         steps = max(steps, e.steps)
+        basis = max(basis, e.basis_size * op.n * torch.empty(0, dtype=op.dtype).element_size())
     one = form != "per_output"
     return {"eigenvalues": vals[0] if one else np.stack(vals),
             "residuals": res[0] if one else np.stack(res),
             "converged": bool(np.all(np.concatenate(conv))), "products": products,
-            "steps": steps}
+            "steps": steps, "basis_bytes": int(basis)}

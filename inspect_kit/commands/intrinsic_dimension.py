@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accuracy of the full model (default: train it here)")
     parser.add_argument("--eval-split", choices=("test", "train"), default="test",
                         help="split whose accuracy is measured (default test)")
-    parser.add_argument("--max-memory", default="2GB",
-                        help="memory budget of the projection, e.g. 512MB (default 2GB)")
+    parser.add_argument("--memory", default=None,
+                        help="byte budget of the projection, e.g. 8GB (default: half the "
+                             "available memory)")
     parser.add_argument("--include", nargs="+", default=None, metavar="GLOB",
                         help="parameters that move (glob patterns; default all trainable)")
     add_view_args(parser, batch=False)
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     result = intrinsic_dimension(
         model, data, dims=args.dims, projection=args.projection, epochs=args.epochs, lr=args.lr,
         full_lr=args.full_lr, train_batch_size=args.train_batch_size, refine=args.refine,
-        baseline=args.baseline, eval_split=args.eval_split, max_memory=args.max_memory, include=args.include,
+        baseline=args.baseline, eval_split=args.eval_split, memory=args.memory, include=args.include,
         seed=args.seed, progress=args.progress, **view_kwargs(args))
     write_outputs(args, result, plot=plot_intrinsic_dimension)
     lines = [f"intrinsic dimension of {result.n_params} parameters ({result.projection}, "

@@ -36,10 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="top eigenvalues of the kernel (default 10; 0 skips)")
     parser.add_argument("--matrix-free", action=argparse.BooleanOptionalAction, default=None,
                         help="only top eigenvalues by Lanczos, never forming the kernel "
-                             "(default: when the kernel does not fit --max-memory; "
+                             "(default: when the kernel does not fit --memory; "
                              "--no-matrix-free refuses then)")
-    parser.add_argument("--max-memory", default="2GB",
-                        help="memory budget of the kernel and workspace, e.g. 512MB (default 2GB)")
+    parser.add_argument("--memory", default=None,
+                        help="byte budget of the kernel and workspace, e.g. 8GB (default: half "
+                             "the available memory)")
     parser.add_argument("--compare", metavar="CKPT", default=None,
                         help="another checkpoint (e.g. at initialisation): kernel distance, "
                              "alignment and CKA on the same samples")
@@ -73,14 +74,14 @@ def run(args: argparse.Namespace) -> int:
     compare = model_from_args(args, args.compare) if args.compare else None
     data = data_from_args(args)
     result = ntk(model, data, kernel=args.kernel, method=args.method, top_k=args.top_k,
-                 matrix_free=args.matrix_free, max_memory=args.max_memory, compare=compare,
+                 matrix_free=args.matrix_free, memory=args.memory, compare=compare,
                  ggn_check=args.ggn_check, include=args.include, tol=args.tol, seed=args.seed,
                  progress=args.progress, **view_kwargs(args))
     extra = {}
     if args.kernel_out:
         if result.kernel is None:
             raise OptionError("--kernel-out: the kernel was not formed (matrix-free); pass "
-                              "fewer --samples or a larger --max-memory")
+                              "fewer --samples or a larger --memory")
         buf = io.BytesIO()
         np.save(buf, result.kernel)
         extra[args.kernel_out] = buf.getvalue()

@@ -13,8 +13,9 @@ parameters ``theta`` (``n`` entries), the Jacobian is ``J_b = dz / dtheta``, sha
 * :func:`jacobian`: the full ``(n_b, *O, n)`` matrix (``torch.func.jacrev``), for small models;
 * :func:`per_sample_jacobian`: the same matrix by ``vmap`` over samples of ``jacrev`` on one
   sample (``n_b |O|`` single-sample backward passes instead of ``n_b |O|`` full-batch ones);
-* :func:`safe_jvp`, :func:`safe_vjp`: :func:`jvp` and :func:`vjp` inside
-  :func:`autodiff_attention`, the context in which transformer encoders support every transform.
+* :func:`safe_jvp`: :func:`jvp` inside :func:`autodiff_attention`, where the fused
+  ``nn.TransformerEncoderLayer`` fast path (no forward-mode rule) is off, so encoders get true
+  forward-mode products instead of the double-backward fallback.
 
 These are the building blocks of the Gauss-Newton matrix ``G = sum_b w_b J_b^T H_b J_b`` and of
 the empirical neural tangent kernel ``Theta(x, x') = J(x) J(x')^T`` (Jacot et al. 2018).
@@ -42,6 +43,8 @@ import torch
 from torch.func import jacrev, vmap
 from torch.func import jvp as fjvp
 
+from .core import differentiable_attention
+
 
 def _output_fn(view: Any, b: Any) -> Any:
     def f(flat: torch.Tensor) -> torch.Tensor:
@@ -56,7 +59,7 @@ def jvp(view: Any, V: torch.Tensor, b: Any) -> torch.Tensor:
     V = (V.reshape(1, -1) if single else V).to(view.device, view.dtype)
     f = _output_fn(view, b)
     theta = view.theta
-    with view.mode():
+    with view.mode(), differentiable_attention():
         try:
             out = vmap(lambda v: fjvp(f, (theta,), (v,))[1])(V)
         except (RuntimeError, NotImplementedError):  # no forward-mode rule: double backward
@@ -79,7 +82,7 @@ def _jvp_double_backward(view: Any, f: Any, V: torch.Tensor) -> torch.Tensor:
 
 def vjp(view: Any, U: torch.Tensor, b: Any) -> torch.Tensor:
     """``J_b^T u`` for every output cotangent ``u`` in ``U`` (``(k, n_b, *O)``) -> ``(k, n)``."""
-    with torch.enable_grad(), view.mode():
+    with torch.enable_grad(), view.mode(), differentiable_attention():
         leaf = view.theta.detach().clone().requires_grad_(True)
         z = _output_fn(view, b)(leaf)
         if U.shape[1:] != z.shape:
@@ -96,27 +99,24 @@ def vjp(view: Any, U: torch.Tensor, b: Any) -> torch.Tensor:
 
 def jacobian(view: Any, b: Any, *, chunk_size: int | None = None) -> torch.Tensor:
     """The full Jacobian ``(n_b, *O, n)`` of the outputs on batch ``b`` (small models only)."""
-    with view.mode():
+    with view.mode(), differentiable_attention():
         return jacrev(_output_fn(view, b), chunk_size=chunk_size)(view.theta).detach()
 
 
 @contextlib.contextmanager
 def autodiff_attention() -> Iterator[None]:
-    """Attention through its differentiable reference path for the body, flags restored on exit.
+    """:func:`.core.differentiable_attention` (SDPA on its math kernel) with the
+    ``nn.TransformerEncoderLayer`` fast path off, flags restored on exit.
 
-    ``nn.TransformerEncoderLayer`` takes a fused fast path (``_transformer_encoder_layer_fwd``,
-    no forward-mode rule) whenever no input requires grad, which is the case inside
-    ``torch.func.jvp``; and the fused CPU kernels of ``scaled_dot_product_attention`` have no
-    double-backward formula and no ``vmap`` batching rule. Inside this context the encoder fast
-    path is off (``torch.backends.mha.set_fastpath_enabled``) and SDPA uses its math backend,
-    which every transform supports. The values are the same function, to rounding.
+    The encoder layer takes a fused path (``_transformer_encoder_layer_fwd``, no forward-mode
+    rule and no ``vmap`` batching rule) whenever no input requires grad, which is the case
+    inside ``torch.func.jvp`` and ``vmap``; ``torch.backends.mha.set_fastpath_enabled(False)``
+    sends it through the modules every transform supports. Same function, to rounding.
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     before = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
-        with sdpa_kernel([SDPBackend.MATH]):
+        with differentiable_attention():
             yield
     finally:
         torch.backends.mha.set_fastpath_enabled(before)
@@ -183,8 +183,3 @@ def safe_jvp(view: Any, V: torch.Tensor, b: Any) -> torch.Tensor:
     with autodiff_attention():
         return jvp(view, V, b)
 
-
-def safe_vjp(view: Any, U: torch.Tensor, b: Any) -> torch.Tensor:
-    """:func:`vjp` inside :func:`autodiff_attention`."""
-    with autodiff_attention():
-        return vjp(view, U, b)
