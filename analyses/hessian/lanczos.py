@@ -212,7 +212,7 @@ def lanczos_eigs(
     first = int(min(steps, min_steps if min_steps is not None else want + 2))
     keep = int(min(m_max - 2, max(want + 2, m_max // 2)))  # Ritz vectors kept at a restart
     g = torch.Generator(device=op.device).manual_seed(int(seed))
-    Q = Basis(n, op.dtype, op.device)
+    Q = Basis(n, op.dtype, op.device, limit=m_max)
     q = torch.randn(n, generator=g, dtype=op.dtype, device=op.device)
     q = q / q.norm()
     T = np.zeros((m_max, m_max))
