@@ -124,7 +124,7 @@ class ModelView:
         self.state = {k: self._cast(v) for k, v in model.named_parameters()}
         self.buffer_names = [k for k, _ in model.named_buffers()]
         self.state.update({k: self._cast(v) for k, v in model.named_buffers()})
-        self.theta = torch.cat([self.state[k].reshape(-1) for k in self.names]).detach()
+        self._theta: torch.Tensor | None = None  # built on first use (see ``theta``)
         raw = batches if batches is not None else to_batches(
             data, split=split, batch_size=batch_size, samples=samples, seed=seed)
         self.batches = [cast(b, self.dtype, self.device) for b in raw]
@@ -174,9 +174,17 @@ class ModelView:
         other = copy.copy(self)
         other.names = [k for k in self.names if k in names]
         other.n = sum(self.sizes[k] for k in other.names)
-        other.theta = torch.cat([self.state[k].reshape(-1) for k in other.names]).detach()
+        other._theta = None
         other._products = None
         return other
+
+    @property
+    def theta(self) -> torch.Tensor:
+        """The selected parameters as one flat vector (a copy, built on first use: at 10^8
+        parameters it is 0.4 GB that the curvature products never read)."""
+        if self._theta is None:
+            self._theta = torch.cat([self.state[k].reshape(-1) for k in self.names]).detach()
+        return self._theta
 
     # -- the function ------------------------------------------------------------------------
     def _cast(self, t: torch.Tensor) -> torch.Tensor:

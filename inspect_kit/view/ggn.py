@@ -110,7 +110,8 @@ class GaussNewtonProducts:
         self.names = list(view.names)
         self.skipped: list[str] = []
         self.n = view.n
-        self.leaves = {n: view.state[n].detach().clone().requires_grad_(True) for n in view.names}
+        # leaves share the (cast) parameters' storage (nothing writes to them): no copy
+        self.leaves = {n: view.state[n].detach().requires_grad_(True) for n in view.names}
         n_batches = len(view.batches)
         self.cache_graph = bool(n_batches <= CACHE_MAX_BATCHES if cache_graph is None
                                 else cache_graph)

@@ -38,8 +38,9 @@ class HessianProducts:
         self.view = view
         self.vectorize = bool(vectorize)
         self.count = 0
-        self._leaves = {n: view.state[n].detach().clone().requires_grad_(True)
-                        for n in view.names}
+        # differentiation leaves that share the (cast) parameters' storage: nothing writes to
+        # them, and a clone would hold one more parameter-sized copy
+        self._leaves = {n: view.state[n].detach().requires_grad_(True) for n in view.names}
         with model_mode(view.model, view.model_mode, warn=True):  # warns about dropout/BN once
             pass
         n_batches = len(view.batches)
@@ -121,9 +122,12 @@ class HessianProducts:
             with differentiable_attention():
                 hv = torch.autograd.grad(outs, leaves, grad_outputs=gouts, retain_graph=True,
                                          allow_unused=True, is_grads_batched=k > 1)
-            flat = [(h.reshape(k, -1) if h is not None else
-                     torch.zeros(k, view.sizes[name], dtype=view.dtype, device=view.device))
-                    for h, name in zip(hv, names)]
-            out.add_(torch.cat(flat, dim=1), alpha=w)
+            i = 0
+            for h, name in zip(hv, names):  # into ``out`` directly: no (k, n) concatenation
+                s = view.sizes[name]
+                if h is not None:
+                    out[:, i:i + s].add_(h.reshape(k, -1), alpha=w)
+                i += s
+            del hv
         self.count += k
         return out[0] if single else out
