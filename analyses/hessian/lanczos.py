@@ -57,6 +57,7 @@ from inspect_kit.memory import budget, human
 from inspect_kit.progress import bar
 
 from .basis import Basis, capacity
+from .reductions import norm as vector_norm
 
 WHICH = ("largest", "smallest", "magnitude", "both")
 
@@ -98,7 +99,7 @@ def lanczos_tridiag(
     k, n = v0.shape
     steps = int(min(steps, n))
     bases = [Basis(n, v0.dtype, v0.device) for _ in range(k)]
-    q = v0 / v0.norm(dim=1, keepdim=True)
+    q = torch.stack([r / vector_norm(r) for r in v0])
     alpha = np.zeros((k, steps))
     beta = np.zeros((k, steps))
     m = 0
@@ -111,7 +112,7 @@ def lanczos_tridiag(
             wi, c = bases[i].orthogonalize(w[i].clone())
             alpha[i, j] = float(c[j])
             rows.append(wi)
-            b.append(float(wi.norm()))
+            b.append(vector_norm(wi))
         beta[:, j] = b
         m = j + 1
         if on_step is not None:
@@ -125,7 +126,7 @@ def lanczos_tridiag(
                 r = torch.randn(n, dtype=w.dtype, device=w.device, generator=generator)
                 rows[i], _ = bases[i].orthogonalize(r)
                 beta[i, j] = 0.0
-        q = torch.stack([r / max(float(r.norm()), 1e-300) for r in rows])
+        q = torch.stack([r / max(vector_norm(r), 1e-300) for r in rows])
     return Tridiagonal(alpha[:, :m], beta[:, :m])
 
 
@@ -214,7 +215,7 @@ def lanczos_eigs(
     g = torch.Generator(device=op.device).manual_seed(int(seed))
     Q = Basis(n, op.dtype, op.device, limit=m_max)
     q = torch.randn(n, generator=g, dtype=op.dtype, device=op.device)
-    q = q / q.norm()
+    q = q / vector_norm(q)
     T = np.zeros((m_max, m_max))
     beta, products, restarts = 0.0, 0, 0
     theta = s = idx = None
@@ -230,7 +231,7 @@ def lanczos_eigs(
             h = c.double().cpu().numpy()
             T[: j + 1, j] = h
             T[j, : j + 1] = h
-            beta = float(w.norm())
+            beta = vector_norm(w)
             m = Q.m
             theta, s = np.linalg.eigh(T[:m, :m])
             idx = _select(theta, k, which)
@@ -260,7 +261,7 @@ def lanczos_eigs(
                 T[l, :l] = beta_next * s[-1, lock]
                 T[:l, l] = T[l, :l]
                 restarts += 1
-            q = w / max(float(w.norm()), 1e-300)
+            q = w / max(vector_norm(w), 1e-300)
     idx = idx[np.argsort(-theta[idx], kind="stable")]
     res = beta * np.abs(s[-1, idx])
     vectors = None
