@@ -202,6 +202,9 @@ def test_every_parameter_of_two_or_more_dims_gets_a_row():
             "pos", "emb.weight"} <= names
     assert res.row("cls")["skip_reason"]  # a 16-vector once singleton axes are dropped
     assert res.row("head.weight")["duplicate_of"] == "emb.weight"
+    assert (res.row("head.weight")["kind"], res.row("emb.weight")["kind"]) == ("linear",
+                                                                              "embedding")
+    assert res.row("head.weight")["ww_type"] == "dense"
     assert res.row("b.weight")["duplicate_of"] == "a.weight"
     assert res.row("b.weight")["alpha"] == res.row("a.weight")["alpha"]
 

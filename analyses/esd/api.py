@@ -244,7 +244,8 @@ def esd(
             for i, lm in enumerate(mats):
                 if lm.duplicate_of and lm.duplicate_of in done:
                     r = dict(done[lm.duplicate_of])
-                    r.update(name=lm.name, param=lm.param, duplicate_of=lm.duplicate_of)
+                    r.update(name=lm.name, param=lm.param, kind=lm.kind, ww_type=lm.ww_type,
+                             duplicate_of=lm.duplicate_of)  # the spectrum is shared, not the module
                     rows.append(r)
                     pb.update(1)
                     continue
