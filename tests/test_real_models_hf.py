@@ -150,3 +150,25 @@ def test_esd_on_bert_equals_weightwatcher():
     cmp = res.comparison
     assert len(cmp) >= 12
     assert max(c["delta_alpha"] for c in cmp) <= 1e-8 and all(c["same_xmin"] for c in cmp)
+
+
+def test_esd_on_gpt2_conv1d_and_tied_head_equals_weightwatcher():
+    """HF ``Conv1D`` projections (stored (in, out)) and the tied LM head: every matrix
+    WeightWatcher analyses is a row here with the same alpha and xmin (compat mode); the head
+    is reported as a Linear sharing the embedding's spectrum."""
+    from analyses.esd.api import esd
+
+    cfg = transformers.GPT2Config(vocab_size=120, n_embd=64, n_layer=2, n_head=2,
+                                  n_positions=64)
+    torch.manual_seed(0)
+    gpt2 = transformers.GPT2LMHeadModel(cfg).eval()
+    with assert_untouched(gpt2):
+        res = esd(gpt2, method="compat", backend="weightwatcher", mp_fit=False,
+                  progress=False)
+    cmp = res.comparison
+    names = {c["name"] for c in cmp}
+    assert {"transformer.h.1.attn.c_attn.weight", "transformer.h.1.mlp.c_proj.weight",
+            "transformer.wpe.weight", "lm_head.weight"} <= names
+    assert all(c["delta_alpha"] == 0 and c["same_xmin"] for c in cmp)
+    head = res.row("lm_head.weight")
+    assert head["duplicate_of"] == "transformer.wte.weight" and head["kind"] == "linear"
