@@ -13,6 +13,8 @@ Three roles, each in its own subprocess (one heavy process at a time), so that e
 * ``power``: power iteration with plain ``torch.autograd`` double backward on a hand-written loss
   (``F.cross_entropy(model(x), y)``; no kit code), Rayleigh quotients until they change by less
   than ``--power-tol`` (relative);
+* ``refuse``: the same call with ``memory=`` too small for the basis (``--refuse-memory``,
+  default 1GB): it must raise ``SizeLimitError`` saying what fits, not crash;
 * ``profile``: the kit run with RSS snapshots at every phase (view, product engine, each product,
   Lanczos) and a 20 ms RSS sampler, to see what holds the memory.
 
@@ -218,7 +220,23 @@ def role_profile(args: argparse.Namespace) -> dict:
             "hvp_count": res.hvp_count}
 
 
-ROLES = {"kit": role_kit, "power": role_power, "profile": role_profile}
+def role_refuse(args: argparse.Namespace) -> dict:
+    """``memory=`` below what top-5 needs (8 basis vectors): a SizeLimitError naming what fits."""
+    from analyses.hessian import hessian
+    from inspect_kit.errors import SizeLimitError
+
+    model, x, y = build(layers=args.layers, tokens=args.tokens, batch=args.batch)
+    t0 = time.perf_counter()
+    try:
+        hessian(model, (x, y), top_k=5, trace=False, memory=args.refuse_memory, progress=False)
+    except SizeLimitError as exc:
+        return {"role": "refuse", "error": f"{type(exc).__name__}: {exc}",
+                "seconds": time.perf_counter() - t0, "peak_rss_self": peak_bytes()}
+    return {"role": "refuse", "error": None, "seconds": time.perf_counter() - t0,
+            "peak_rss_self": peak_bytes()}
+
+
+ROLES = {"kit": role_kit, "power": role_power, "profile": role_profile, "refuse": role_refuse}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,11 +272,13 @@ def meminfo() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--child", choices=sorted(ROLES))
-    ap.add_argument("--roles", default="kit,power", help="comma list of kit, power, profile")
+    ap.add_argument("--roles", default="kit,power,refuse",
+                    help="comma list of kit, power, refuse, profile")
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--memory", default="8GB", help="hessian(memory=...)")
+    ap.add_argument("--refuse-memory", default="1GB", help="budget of the refuse role")
     ap.add_argument("--tol", type=float, default=1e-6, help="hessian(tol=...) (its default)")
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--power-iters", type=int, default=500)
@@ -295,6 +315,9 @@ def main() -> None:
             print(f"  power iteration: lambda = {out['lambda']:.8g} after {out['iterations']} "
                   f"HVPs, last relative change {out['last_change']:.1e}, residual "
                   f"||Hv - lambda v|| = {out['residual']:.2e}; {out['seconds']:.1f} s wall")
+        elif role == "refuse":
+            print(f"  hessian(top_k=5, memory={args.refuse_memory!r}) after "
+                  f"{out['seconds']:.1f} s: {out['error'] or 'NO ERROR (expected a refusal)'}")
         else:
             for t, label, r in out["events"]:
                 print(f"  {t:8.1f} s  {gb(r):>9}  {label}")
