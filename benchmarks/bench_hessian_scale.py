@@ -24,6 +24,10 @@ against the 1e-3 bar.
 Run (from the repository root; needs ~8 GB free for the kit run and ~3 GB for the power run):
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_hessian_scale.py
+
+``memory=`` bounds what the estimator stores (the Lanczos basis); the model, the cached gradient
+graph and the products' temporaries come on top (about 2.6 GB here), hence the default
+``--memory 4.5GB`` for an 8 GB peak.
     ... --roles profile          # where the memory goes
     ... --layers 2               # a 2-layer shape check in a minute
 """
@@ -242,18 +246,27 @@ ROLES = {"kit": role_kit, "power": role_power, "profile": role_profile, "refuse"
 # ---------------------------------------------------------------------------------------------
 # the parent: one subprocess per role, peak RSS from wait4
 
-def run_child(role: str, argv: list[str]) -> tuple[dict, int, float]:
+def run_child(role: str, argv: list[str]) -> tuple[dict, int, float, list[float]]:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", role, *argv]
     t0 = time.perf_counter()
+    loads: list[float] = []
+    done = threading.Event()
+
+    def sample_load() -> None:  # the 1-minute load average every 10 s while the child runs
+        while not done.wait(10.0):
+            loads.append(os.getloadavg()[0])
+
+    threading.Thread(target=sample_load, daemon=True).start()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{role} subprocess failed with exit code {proc.returncode}")
     line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):]), usage.ru_maxrss * 1024, wall
+    return json.loads(line[len("RESULT "):]), usage.ru_maxrss * 1024, wall, loads
 
 
 def gb(n: float) -> str:
@@ -277,7 +290,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=16)
-    ap.add_argument("--memory", default="8GB", help="hessian(memory=...)")
+    ap.add_argument("--memory", default="4.5GB",
+                    help="hessian(memory=...): the basis budget (13 vectors of 85.8M floats)")
     ap.add_argument("--refuse-memory", default="1GB", help="budget of the refuse role")
     ap.add_argument("--tol", type=float, default=1e-6, help="hessian(tol=...) (its default)")
     ap.add_argument("--max-steps", type=int, default=None)
@@ -299,10 +313,12 @@ def main() -> None:
     results = {}
     for role in args.roles.split(","):
         load0 = os.getloadavg()[0]
-        out, peak, wall = run_child(role, argv)
+        out, peak, wall, loads = run_child(role, argv)
         results[role] = out
+        during = (f", during {min(loads):.2f}-{max(loads):.2f} (mean {sum(loads) / len(loads):.2f})"
+                  if loads else "")
         print(f"[{role}] peak RSS {gb(peak)} (ru_maxrss of the subprocess), wall {wall:.1f} s "
-              f"incl. model build, load average at start {load0:.2f}", flush=True)
+              f"incl. model build; load average at start {load0:.2f}{during}", flush=True)
         if role == "kit":
             print(f"  n = {out['n_params']:,} parameters; hessian(top_k=5, trace=False, "
                   f"memory={args.memory!r}): {out['seconds']:.1f} s wall, "
