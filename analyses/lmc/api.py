@@ -96,7 +96,8 @@ def align(model_a: nn.Module, model_b: nn.Module, method: str = "weights", data:
     total = sum(sb[n].numel() for n in names)
     moved = sum(int((new_state[n] != sb[n]).sum()) for n in names)
     return AlignResult(twin, perms, method, delta, moved / max(total, 1), seconds, sweeps,
-                       spec.describe(), spec.unknown_ops, cpu_seconds)
+                       spec.describe(), spec.unknown_ops, cpu_seconds,
+                       tuple(f.info() for f in spec.frozen))
 
 
 @entry_point("lmc", renamed={"align": "matching"})
@@ -188,7 +189,7 @@ def _repair(model_a: nn.Module, data: Any, views: dict[str, Any], first: Any, fi
     train = views.get("train") or views.get("data")
     if train is None:
         train = make_view(model_a, data, split="train", **opts)
-    spec = permutation_spec(model_a, _inputs(train, 8))
+    spec = permutation_spec(model_a, _inputs(train, 8), warn=False)
     targets = repair_targets(model_a, spec)
     final = {k: train._cast(v) for k, v in final_b.items()}
     ends = (layer_stats(train, train.state, targets), layer_stats(train, final, targets))
