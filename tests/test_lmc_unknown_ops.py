@@ -67,3 +67,22 @@ def test_align_reports_frozen_groups():
     groups = {f["group"]: f for f in info["frozen_groups"]}
     assert groups["a.out"]["members"] == ["a.weight[0]", "a.bias[0]"]
     assert groups["a.out"]["ops"] == ["roll"] and groups["a.out"]["size"] == 6
+
+
+def test_without_the_pool_rules_the_resnet_streams_are_reported_frozen(monkeypatch):
+    """The failure users met before pooling had rules: reproduce it by removing them."""
+    from analyses.lmc.rules import RULES
+    from tests.resnet_fixture import resnet18
+
+    monkeypatch.delitem(RULES, "max_pool2d")
+    monkeypatch.delitem(RULES, "adaptive_avg_pool2d")
+    m = resnet18(num_classes=10, width=4, seed=0)
+    with pytest.warns(UnknownOpWarning, match="adaptive_avg_pool2d, max_pool2d") as rec:
+        spec = permutation_spec(m, torch.randn(2, 3, 32, 32))
+    assert "conv1.out (4 units, by max_pool2d)" in str(rec[0].message)
+    by_op = {}
+    for f in spec.frozen:
+        by_op.setdefault(f.ops, set()).update(f.members)
+    assert {("conv1.weight", 0), ("layer1.0.bn2.weight", 0)} <= by_op[("max_pool2d",)]
+    assert {("layer4.1.bn2.weight", 0), ("fc.weight", 1)} <= by_op[("adaptive_avg_pool2d",)]
+    assert len(spec.groups) == 10  # 12 with the rules: the stage 1 and 4 streams are lost
