@@ -200,3 +200,21 @@ def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
                     m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
                     m.bias.copy_(torch.randn(n, generator=gen) * 0.2)
     return model
+
+
+def digits_images(side: int = 16, channels: int = 1):
+    """The bundled digits (standardised 8x8) upsampled bilinearly to ``side x side`` images with
+    ``channels`` identical channels: a small real image task for ResNet-structured nets."""
+    import torch.nn.functional as F
+
+    from inspect_kit.data import DataBundle, load_data
+
+    d = load_data("digits")
+
+    def up(x: Tensor) -> Tensor:
+        img = F.interpolate(x.reshape(-1, 1, 8, 8), size=(side, side), mode="bilinear",
+                            align_corners=False)
+        return img.expand(-1, channels, -1, -1).contiguous()
+
+    return DataBundle(f"digits{side}", up(d.x_train), d.y_train, up(d.x_test), d.y_test,
+                      n_classes=10, image_shape=(channels, side, side))

@@ -206,6 +206,9 @@ def _repair(model_a: nn.Module, data: Any, views: dict[str, Any], first: Any, fi
     mid = repaired_point(train, final, keys, 0.5, targets, ends)
     return {
         "layers": targets,
+        "reset_batchnorm": [n for n, m in model_a.named_modules()
+                            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                            and m.running_mean is not None],
         "variance_ratio": variance_ratios(train, final, keys, targets, ends),
         "variance_ratio_repaired": variance_ratios(train, final, keys, targets, ends, state=mid),
         "n_samples": int(train.n_samples),
