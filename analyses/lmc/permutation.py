@@ -66,6 +66,7 @@ class PermGroup:
     size: int
     members: tuple[tuple[str, int], ...]
     witness: tuple[str, int] | None  # (module name, output dim) carrying these units, if any
+    witness_call: int = -1  # which call of the witness module (a ResNet block's ReLU runs twice)
 
 
 class UnknownOpWarning(UserWarning):
@@ -233,13 +234,14 @@ def permutation_spec(model: nn.Module, example: torch.Tensor, *, warn: bool = Tr
     groups = []
     for gid in range(len(leaf_of)):
         leaf = roots[gid]
-        witness = None
+        witness, witness_call, seen = None, -1, {}
         for mod, vs in calls:
+            seen[mod] = seen.get(mod, -1) + 1
             for d, v in enumerate(vs):
                 if sets.find(v) == leaf and sets.find(v) not in sets.children:
-                    witness = (mod, d)
+                    witness, witness_call = (mod, d), seen[mod]
         groups.append(PermGroup(gid, _group_name(members[gid], axes, gid), sets.size[leaf],
-                                tuple(members[gid]), witness))
+                                tuple(members[gid]), witness, witness_call))
     spec = PermutationSpec(tuple(groups), tuple(axes), tuple(sorted(tracer.unknown)),
                            _frozen(sets, tracer.members, keys))
     message = spec.unknown_message()
