@@ -26,7 +26,7 @@ from .layerwise import layerwise_barriers
 from .permutation import load_state_copy, model_state, permutation_spec
 from .repair import layer_stats, repair_targets, repaired_point, variance_ratios
 from .result import AlignResult, LMCResult
-from .weight_matching import weight_matching
+from .weight_matching import matching_state, weight_matching
 
 MATCHINGS = ("none", "weights", "activations")
 CHECK_SAMPLES = 256  # inputs of the permuted-copy check max |B(x) - B'(x)|
@@ -82,7 +82,8 @@ def align(model_a: nn.Module, model_b: nn.Module, method: str = "weights", data:
     start, cpu = time.perf_counter(), time.process_time()
     spec = permutation_spec(model_a, x[:8])
     if method == "weights":
-        perms, sweeps = weight_matching(spec, sa, sb, seed=seed, restarts=restarts)
+        perms, sweeps = weight_matching(spec, matching_state(model_a), matching_state(model_b),
+                                        seed=seed, restarts=restarts)
     else:
         perms, sweeps = activation_matching(spec, model_a, model_b, x, seed=seed)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
