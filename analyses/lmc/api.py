@@ -129,7 +129,11 @@ def lmc(
     ``data``: any data form; ``split``: "train" (default), "test", "both" or a list, for data
     sets with splits (``"digits"``, a :class:`~inspect_kit.data.DataBundle`). ``matching``:
     "none", "weights" (Git Re-Basin weight matching) or "activations" (activation matching).
-    ``repair``: REPAIR the interpolated networks (statistics from the training split).
+    ``repair``: REPAIR the interpolated networks (statistics from the training split; in a
+    BatchNorm network every BN's running statistics are first RESET to the data's and every
+    affine BN's output is REPAIRed, see :mod:`analyses.lmc.repair`). Functions the permutation
+    tracer has no rule for are named in an ``UnknownOpWarning`` and in
+    ``result.aligned["frozen_groups"]`` with the unit groups they kept in place.
     ``layerwise``: per-module barriers (Adilova et al. 2024) on the final pair. ``steps``
     uniform points in [0, 1], refined near the maximum. ``buffers``: "follow" (floating buffers
     interpolate with the weights, so t = 1 is exactly model B) or "keep" (model A's buffers

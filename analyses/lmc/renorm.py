@@ -100,10 +100,10 @@ def _full(view: Any, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
 @torch.no_grad()
 def call_order(view: Any, names: list[str]) -> list[str]:
     """The modules among ``names`` called exactly once per forward, in call order (one forward
-    on the first sample)."""
+    on the first two samples)."""
     calls: list[str] = []
     b = view.batches[0]
-    b = b.take(torch.arange(1)) if b.n > 1 else b
+    b = b.take(torch.arange(2)) if b.n > 2 else b
 
     def rec(name: str) -> Callable[..., None]:
         return lambda *_: calls.append(name)
