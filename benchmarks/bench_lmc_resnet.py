@@ -48,14 +48,16 @@ from inspect_kit.zoo.train import fit  # noqa: E402
 from tests.resnet_fixture import digits_images, resnet18, resnet18_groups  # noqa: E402
 
 
-def _trained(width: int, epochs: int, side: int, seed: int, data, cache: str) -> torch.nn.Module:
+def _trained(width: int, epochs: int, side: int, seed: int, data, cache: str,
+             weight_decay: float = 0.0) -> torch.nn.Module:
     m = resnet18(num_classes=10, width=width, in_channels=1, seed=seed)
-    path = os.path.join(cache, f"resnet18_w{width}_e{epochs}_s{side}_seed{seed}.pt")
+    wd = f"_wd{weight_decay:g}" if weight_decay else ""
+    path = os.path.join(cache, f"resnet18_w{width}_e{epochs}_s{side}{wd}_seed{seed}.pt")
     if os.path.exists(path):
         m.load_state_dict(torch.load(path, weights_only=True))
     else:
         c0 = time.process_time()
-        fit(m, data, epochs=epochs, seed=seed, progress=False)
+        fit(m, data, epochs=epochs, seed=seed, weight_decay=weight_decay, progress=False)
         print(f"trained seed {seed}: {time.process_time() - c0:.0f} s CPU", flush=True)
         os.makedirs(cache, exist_ok=True)
         torch.save(m.state_dict(), path)
@@ -97,15 +99,26 @@ def main() -> int:
     ap.add_argument("--side", type=int, default=16)
     ap.add_argument("--steps", type=int, default=13)
     ap.add_argument("--restarts", type=int, default=3)
+    ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache",
                                                     "inspect_kit_bench_lmc_resnet"))
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     data = digits_images(args.side)
-    a, b = (_trained(args.width, args.epochs, args.side, s, data, args.cache) for s in (1, 2))
+    a, b = (_trained(args.width, args.epochs, args.side, s, data, args.cache, args.weight_decay)
+            for s in (1, 2))
     n_params = sum(p.numel() for p in a.parameters())
     print(f"ResNet-18 structure, width {args.width} ({n_params / 1e6:.2f} M parameters), "
-          f"digits {args.side}x{args.side}, {args.epochs} epochs, torch {torch.__version__}")
+          f"digits {args.side}x{args.side}, {args.epochs} epochs (Adam, weight decay "
+          f"{args.weight_decay:g}), torch {torch.__version__}")
+    for name, m, seed in (("A", a, 1), ("B", b, 2)):  # how far training moved the weights
+        init = dict(resnet18(num_classes=10, width=args.width, in_channels=1,
+                             seed=seed).named_parameters())
+        with torch.no_grad():
+            cos = [float((init[n] * p).sum() / (init[n].norm() * p.norm()))
+                   for n, p in m.named_parameters() if p.dim() == 4]
+        print(f"model {name}: cosine(conv weights, their initialisation) "
+              f"{min(cos):.3f}..{max(cos):.3f}")
     for name, m in (("A", a), ("B", b)):
         with torch.no_grad():
             acc = [float((m(x).argmax(1) == y).float().mean()) for x, y in
