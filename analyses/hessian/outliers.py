@@ -78,7 +78,7 @@ def outliers(
     with bar(4, "outliers", progress) as pb:
         ggn = HessianOperator(view=view, curvature="ggn", seed=seed)
         eg = lanczos_eigs(ggn, k, which="largest", tol=tol, seed=seed, return_vectors=True,
-                          memory=memory, max_steps=min(view.n, max(300, 4 * k)),
+                          memory=memory, criterion="residual", max_steps=min(view.n, max(300, 4 * k)),
                           progress=False)
         pb.update(1)
         means = cm.class_means(view, C, memory=memory)
