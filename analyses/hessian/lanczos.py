@@ -186,15 +186,16 @@ def lanczos_eigs(
     return_vectors: bool = False,
     memory: int | float | str | None = None,
     basis_size: int | None = None,
-    criterion: str = "eigenvalue",
+    criterion: str = "residual",
     progress: bool | None = None,
 ) -> Eigs:
     """``k`` eigenvalues of ``op`` at the end(s) chosen by ``which`` (see :data:`WHICH`).
 
-    Stops once every wanted Ritz value is within ``tol * max|theta|`` of an eigenvalue
-    (``criterion="eigenvalue"``, default: the bound of :func:`error_bounds`; ``tol=1e-6``) or
-    has residual ``||H y - theta y|| <= tol * max|theta|`` (``criterion="residual"``: what
-    accurate Ritz *vectors* need), or after ``max_steps`` products (default
+    Stops once every wanted Ritz value has residual ``||H y - theta y|| <= tol * max|theta|``
+    (``criterion="residual"``, default, ``tol=1e-6``: eigenvalues then agree to about the
+    squared residual over the gap, and Ritz vectors are accurate) or is within
+    ``tol * max|theta|`` of an eigenvalue by the bound of :func:`error_bounds`
+    (``criterion="eigenvalue"``: fewer products when only the values matter), or after ``max_steps`` products (default
     ``min(n, max(300, 20 k))``).
     ``which="both"`` returns the ``k`` largest and the ``k`` smallest. Values are sorted in
     descending order. ``return_vectors=True`` adds the unit Ritz vectors ``(len, n)``.
