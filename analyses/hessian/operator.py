@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inspect_kit.errors import OptionError
+from inspect_kit.errors import NonFiniteError, OptionError
 from inspect_kit.view import make_view
 
 
@@ -95,6 +95,12 @@ class HessianOperator:
             raise OptionError(f"vector of shape {tuple(v.shape)}: the operator acts on "
                               f"(n,) or (k, n) with n = {self.n}")
         out = self.view.hvp(v, self.names)
+        if not bool(torch.isfinite(out).all()):
+            raise NonFiniteError(
+                f"a Hessian-vector product is NaN or inf at the model's parameters (split "
+                f"{self.view.options.get('split')!r}) although the loss is finite: the loss is "
+                "not twice differentiable there (e.g. sqrt or abs at 0); try --dtype float64 "
+                "or --include to leave those parameters out")
         k = 1 if v.dim() == 1 else v.shape[0]
         self.hvp_count += k
         self._counter.count += k

@@ -119,6 +119,13 @@ def add_view_args(parser: argparse.ArgumentParser, *, dtype: bool = True,
                                  "otherwise)")
 
 
+def add_force_arg(parser: argparse.ArgumentParser) -> None:
+    """``--force``: run a request estimated to exceed the kit's time limit (memory limits stay)."""
+    parser.add_argument("--force", action="store_true",
+                        help="run even when the work is estimated to take longer than the time "
+                             "limit (1 h; INSPECT_KIT_TIME_LIMIT seconds); memory limits stay")
+
+
 def view_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The view options present on ``args`` as keyword arguments of an analysis."""
     out = {}
