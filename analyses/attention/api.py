@@ -18,7 +18,7 @@ from torch import nn
 
 from inspect_kit.attention import AttentionMap, capture_attention
 from inspect_kit.data import DataBundle, load_data
-from inspect_kit.errors import OptionError, UnsupportedModelError
+from inspect_kit.errors import NonFiniteError, OptionError, UnsupportedModelError
 from inspect_kit.progress import bar
 from inspect_kit.provenance import entry_point
 from inspect_kit.view import ModelView
@@ -142,6 +142,13 @@ def attention(
             "submodules and HuggingFace-style models; if your code bound "
             "scaled_dot_product_attention at import time pass patch_modules=[its module]"
             + (f" ({hint})" if hint else ""))
+    for m in maps:
+        bad = ~torch.isfinite(m.weights)
+        if bool(bad.any()):
+            first = int(bad.reshape(bad.shape[0], -1).any(1).nonzero()[0])
+            raise NonFiniteError(f"the attention weights of {m.name} are NaN or inf for input "
+                                 f"{first} of split {split!r}; check the data and the weights "
+                                 "for NaN/inf")
     m_prefix, m_grid = _model_layout(model)
     n_keys = maps[-1].weights.shape[-1]
     prefix, lay_grid = stats.infer_layout(
