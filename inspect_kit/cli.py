@@ -15,8 +15,10 @@ import os
 import pkgutil
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from . import __version__
 from .errors import InspectKitError, first_line
@@ -51,8 +53,15 @@ def _broken_command(name: str, exc: Exception) -> ModuleType:
     return mod
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2): the message and where to find the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, one_line(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="inspect-kit",
         description="Understand trained PyTorch models: KAN formulas, Hessian spectra, ESD "
                     "metrics, linear mode connectivity, loss landscapes, attention maps.",
@@ -76,6 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    with warnings.catch_warnings(record=True) as caught:
+        code = _run(args)
+    if code == 0:  # on success every warning, one line each; on failure only the error line
+        for w in caught:
+            print(one_line(f"inspect-kit {args.command}: warning: {w.message}"), file=sys.stderr)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen command; the exit status (see the module docstring)."""
     from . import distributed
     from .commands.common import check_outputs
 

@@ -130,12 +130,6 @@ def _symbolic_names(config: dict[str, Any], shapes: list[tuple[int, int, int]],
 
 def load_pykan(prefix: Path) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """A ``MultKAN`` rebuilt from a checked pykan checkpoint, and its state dict."""
-    try:
-        from kan import MultKAN
-    except ImportError as exc:
-        raise CheckpointError(
-            f"{prefix} is a pykan checkpoint; install pykan (pip install 'inspect-kit[kan]')"
-        ) from exc
     config = read_config(prefix)
     state = _read_state(prefix)
     shapes = expected_coef_shapes(config["width"], grid=config["grid"], k=config["k"],
@@ -149,6 +143,12 @@ def load_pykan(prefix: Path) -> tuple[nn.Module, dict[str, torch.Tensor]]:
                 "two files do not belong together")
     if f"act_fun.{len(shapes)}.coef" in state:
         raise CheckpointError(f"{prefix}: the state has more layers than the config declares")
+    try:
+        from kan import MultKAN
+    except ImportError as exc:
+        raise CheckpointError(
+            f"{prefix} is a pykan checkpoint; install pykan (pip install 'inspect-kit[kan]')"
+        ) from exc
     names = _symbolic_names(config, shapes, Path(f"{prefix}_config.yml"))
     try:
         with contextlib.redirect_stdout(io.StringIO()):

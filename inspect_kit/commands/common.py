@@ -156,12 +156,14 @@ def check_outputs(args: argparse.Namespace) -> None:
     """Refuse unusable output paths before any work (unknown figure format, a folder that is a
     file, an existing folder given as the file)."""
     for opt in ("json", "plot", "out", "snapshots"):
-        if opt == "out" and getattr(args, "command", None) == "gallery":
-            continue  # the gallery's --out is a folder
         value = getattr(args, opt, None)
         if not isinstance(value, str) or not value:
             continue
         path = Path(value)
+        if opt == "out" and getattr(args, "command", None) == "gallery":  # a folder
+            if path.exists() and not path.is_dir():
+                raise OptionError(f"--out {value} is a file; the gallery needs a folder")
+            continue
         if path.is_dir():
             raise OptionError(f"--{opt} {value} is a folder; give a file name inside it")
         parent = path.parent

@@ -12,7 +12,7 @@ HELP = "describe a checkpoint: format, zoo architecture, tensors, parameter coun
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
-    add_output_args(parser)
+    add_output_args(parser, plot=False)
 
 
 def run(args: argparse.Namespace) -> int:
