@@ -2,12 +2,14 @@
 
 Formats:
 
-* **kit checkpoint** (``.pt``): a plain dict ``{"inspect_kit": meta, "state_dict": ...,
-  "trajectory": [state_dict, ...]}`` that loads with ``torch.load(weights_only=True)``. ``meta``
-  records the zoo name and kwargs, so :func:`load_model` needs nothing else, and (format 2) a
-  SHA-256 digest of the metadata and every tensor (:mod:`inspect_kit.integrity`), verified on
-  every load: a damaged file raises :class:`CheckpointError` naming it. Kit checkpoints written
-  before digests existed (format 1) still load, unverified.
+* **kit checkpoint** (``.pt``): a plain dict ``{"inspect_kit": meta, "inspect_kit_digest":
+  digest, "state_dict": ..., "trajectory": [state_dict, ...]}`` that loads with
+  ``torch.load(weights_only=True)``. ``meta`` records the zoo name and kwargs, so
+  :func:`load_model` needs nothing else, and (format 2) a SHA-256 digest of the metadata and
+  every tensor (:mod:`inspect_kit.integrity`), verified on every load: a damaged file raises
+  :class:`CheckpointError` naming it. The digest is stored twice (inside ``meta`` and beside
+  it), so one damaged key cannot make a kit file pass for an unverified plain state dict. Kit
+  checkpoints written before digests existed (format 1) still load, unverified.
 * **plain state dict** (``.pt``/``.pth``) or ``.safetensors`` file (a kit safetensors file keeps
   ``meta``, digest included, as JSON in its metadata): needs a model spec (``zoo:NAME``,
   ``package.module:factory`` or ``path/to/file.py:factory``) plus JSON kwargs.
@@ -26,7 +28,6 @@ import copy
 import dataclasses
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import integrity, zoo
+from . import integrity, torchfile, zoo
 from .errors import (
     CheckpointError,
     InspectKitError,
@@ -52,6 +53,7 @@ __all__ = ["Checkpoint", "load_checkpoint", "load_model", "model_from_spec", "sa
 
 FORMAT_VERSION = 2
 KNOWN_VERSIONS = (1, 2)
+META_KEY, DIGEST_KEY = "inspect_kit", "inspect_kit_digest"
 
 
 @dataclasses.dataclass
@@ -103,12 +105,13 @@ def save_checkpoint(
     if target.suffix == ".safetensors":
         from safetensors.torch import save
 
-        blob = save(sd, metadata={"inspect_kit": json.dumps(meta)})
+        blob = save(sd, metadata={META_KEY: json.dumps(meta), DIGEST_KEY: meta[integrity.KEY]})
         with atomic_write(target, "wb") as fh:
             fh.write(blob)
         return
     with atomic_write(target, "wb") as fh:
-        torch.save({"inspect_kit": meta, "state_dict": sd, "trajectory": traj}, fh)
+        torch.save({META_KEY: meta, DIGEST_KEY: meta[integrity.KEY], "state_dict": sd,
+                    "trajectory": traj}, fh)
 
 
 def _pykan_prefix(path: Path) -> Path | None:
@@ -143,11 +146,14 @@ def load_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> Checkpoi
         raise CheckpointError(f"{p} is empty (0 bytes); write the checkpoint again")
     if p.suffix == ".safetensors":
         return _read_safetensors(p)
-    obj = _torch_load(p, trust)
+    obj = torchfile.load(p, trust=trust)
     if isinstance(obj, nn.Module):
         return Checkpoint(obj.state_dict(), {"zoo": zoo.spec_of(obj)}, [], str(p), module=obj)
-    if isinstance(obj, dict) and "inspect_kit" in obj and "state_dict" in obj:
-        meta = _check_meta(obj["inspect_kit"], p)
+    if isinstance(obj, dict) and (META_KEY in obj or DIGEST_KEY in obj):
+        meta = _check_meta(obj.get(META_KEY), obj.get(DIGEST_KEY), p)
+        if "state_dict" not in obj:
+            raise CheckpointError(f"{p} is a kit checkpoint without its state_dict entry; the "
+                                  "file is damaged")
         sd = _tensors(obj["state_dict"], p, "state_dict")
         raw = obj.get("trajectory", [])
         if not isinstance(raw, list):
@@ -164,31 +170,6 @@ def load_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> Checkpoi
     )
 
 
-def _torch_load(p: Path, trust: bool) -> Any:
-    try:
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except MemoryError as exc:
-        raise SizeLimitError(f"reading {p} ran out of memory") from exc
-    except Exception as exc:
-        if "Weights only load failed" not in str(exc):
-            raise CheckpointError(f"cannot read {p}: not a torch checkpoint, or damaged "
-                                  f"({first_line(exc)})") from exc
-        if not trust:
-            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-            what = f" (it refers to {found.group(1)})" if found else ""
-            raise CheckpointError(
-                f"{p} holds pickled Python objects{what}, which safe loading (weights_only=True) "
-                "refuses because unpickling runs code from the file; if it is a model from a "
-                "source you trust pass --trust (trust=True), otherwise save model.state_dict()"
-            ) from exc
-    try:
-        return torch.load(p, map_location="cpu", weights_only=False)
-    except MemoryError as exc:
-        raise SizeLimitError(f"reading {p} ran out of memory") from exc
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {p}: {first_line(exc)}") from exc
-
-
 def _read_safetensors(p: Path) -> Checkpoint:
     from safetensors import safe_open
 
@@ -200,20 +181,24 @@ def _read_safetensors(p: Path) -> Checkpoint:
         raise SizeLimitError(f"reading {p} ran out of memory") from exc
     except Exception as exc:
         raise CheckpointError(f"cannot read {p} as safetensors: {first_line(exc)}") from exc
-    if "inspect_kit" not in md:
+    if META_KEY not in md and DIGEST_KEY not in md:
         return Checkpoint(sd, {}, [], str(p))
     try:
-        raw = json.loads(md["inspect_kit"])
+        raw = json.loads(md.get(META_KEY, "null"))
     except (json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{p}: its inspect_kit metadata is not valid JSON "
                               f"({first_line(exc, 80)}); the file is damaged") from exc
-    meta = _check_meta(raw, p)
+    meta = _check_meta(raw, md.get(DIGEST_KEY), p)
     _verify(meta, {"state_dict": sd}, p)
     return Checkpoint(sd, meta, [], str(p))
 
 
-def _check_meta(meta: Any, p: Path) -> dict[str, Any]:
-    """The kit metadata, type-checked (a clear CheckpointError instead of a crash later)."""
+def _check_meta(meta: Any, outer: Any, p: Path) -> dict[str, Any]:
+    """The kit metadata, type-checked (a clear CheckpointError instead of a crash later);
+    ``outer`` is the digest stored beside it (format 2), which must agree with the inner one."""
+    if meta is None:
+        raise CheckpointError(f"{p} has a kit digest but no inspect_kit metadata; the file is "
+                              "damaged")
     if not isinstance(meta, dict):
         raise CheckpointError(f"{p}: the inspect_kit metadata is a {type(meta).__name__}, not "
                               "a mapping; the file is damaged or was not written by inspect-kit")
@@ -233,9 +218,10 @@ def _check_meta(meta: Any, p: Path) -> dict[str, Any]:
                               '{"name": str, "kwargs": {...}}); the file is damaged')
     if not isinstance(meta.get("extra", {}), dict):
         raise CheckpointError(f"{p}: the extra entry of its metadata is not a mapping")
-    if version >= 2 and integrity.KEY not in meta:
-        raise CheckpointError(f"{p} is damaged: format {version} carries a digest, but it is "
-                              "missing; restore the file from a copy or write it again")
+    if (version >= 2 or outer is not None) and (integrity.KEY not in meta
+                                                 or meta[integrity.KEY] != outer):
+        raise CheckpointError(f"{p} is damaged: its digest is missing or stored inconsistently; "
+                              "restore the file from a copy or write it again")
     return meta
 
 
@@ -327,7 +313,7 @@ def load_model(
             )
         factory = resolve_factory(spec)
         net = build_checked(lambda: call_factory(factory, spec, kw), ckpt.state_dict, source=src,
-                            hint=hint)
+                            hint=hint, fallback=not spec.startswith("zoo:"))
     try:
         net.load_state_dict(ckpt.state_dict)
     except RuntimeError as exc:

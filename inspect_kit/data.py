@@ -19,17 +19,19 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import DataError, NonFiniteError, OptionError
+from .losses import LossFn, cross_entropy, mse, resolve_loss, task_of
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+__all__ = ["FORMULAS", "Batches", "DataBundle", "Formula", "LossFn", "accuracy", "cross_entropy",
+           "formula_data", "load_data", "mse", "resolve_loss", "task_of", "weighted_mean"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +120,6 @@ class DataBundle:
         raise OptionError(f"split must be 'train' or 'test', got {which!r}")
 
 
-def task_of(y: torch.Tensor) -> str:
-    """'classification' for integer targets, 'regression' for floating targets."""
-    return "regression" if torch.is_floating_point(y) else "classification"
-
-
 def _standardise(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mu, sd = xtr.mean(0), xtr.std(0)
     sd[sd == 0] = 1.0
@@ -173,6 +170,9 @@ def formula_data(
 
 
 def _from_file(path: Path) -> DataBundle:
+    from . import torchfile
+    from .errors import CheckpointError, first_line
+
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
     try:
@@ -180,25 +180,54 @@ def _from_file(path: Path) -> DataBundle:
             with np.load(path, allow_pickle=False) as z:
                 d = {k: torch.from_numpy(z[k]) for k in z.files}
         elif path.suffix == ".pt":
-            d = torch.load(path, weights_only=True, map_location="cpu")
+            d = torchfile.load(path)
         else:
             raise DataError(f"data file {path} must end in .pt or .npz")
     except DataError:
         raise
+    except CheckpointError as exc:
+        raise DataError(f"cannot read data file: {exc}") from exc
+    except MemoryError as exc:
+        raise DataError(f"reading data file {path} ran out of memory") from exc
     except Exception as exc:  # unreadable or unsafe file
-        raise DataError(f"cannot read data file {path}: {exc}") from exc
+        raise DataError(f"cannot read data file {path}: {first_line(exc)}") from exc
     if not isinstance(d, dict) or "x" not in d or "y" not in d:
         raise DataError(f"data file {path} must hold 'x' and 'y' (and optionally 'x_test', 'y_test')")
+    x, y = _array(d["x"], path, "x"), _array(d["y"], path, "y")
+    _check_pair(x, y, path, "")
+    xt = _array(d["x_test"], path, "x_test") if "x_test" in d else None
+    yt = _array(d["y_test"], path, "y_test") if "y_test" in d else None
+    if (xt is None) != (yt is None):
+        raise DataError(f"data file {path} has only one of x_test and y_test; give both or neither")
+    if xt is not None and yt is not None:
+        _check_pair(xt, yt, path, "_test")
+        if xt.shape[1:] != x.shape[1:] or yt.shape[1:] != y.shape[1:] \
+                or xt.is_floating_point() != x.is_floating_point() \
+                or yt.is_floating_point() != y.is_floating_point():
+            raise DataError(f"data file {path}: x_test/y_test differ from x/y in sample shape or "
+                            "kind (float vs integer)")
+    return DataBundle(name=path.stem, x_train=x, y_train=y, x_test=xt, y_test=yt)
 
-    def t(v: Any) -> torch.Tensor:
+
+def _array(v: Any, path: Path, name: str) -> torch.Tensor:
+    """A real tensor: floating -> float32, integer/bool -> int64; anything else refused."""
+    try:
         v = torch.as_tensor(v)
-        return v.float() if v.is_floating_point() else v.long()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"data file {path}: {name} is not an array ({type(v).__name__})") from exc
+    if v.is_complex():
+        raise DataError(f"data file {path}: {name} is complex ({v.dtype}); give real numbers")
+    return v.float() if v.is_floating_point() else v.long()
 
-    return DataBundle(
-        name=path.stem, x_train=t(d["x"]), y_train=t(d["y"]),
-        x_test=t(d["x_test"]) if "x_test" in d else None,
-        y_test=t(d["y_test"]) if "y_test" in d else None,
-    )
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor, path: Path, tag: str) -> None:
+    """``x`` (N, ...) and ``y`` (N,) or (N, k) with the same N >= 1."""
+    if x.dim() < 1 or y.dim() < 1 or len(x) != len(y) or len(x) == 0:
+        raise DataError(f"data file {path}: x{tag} {tuple(x.shape)} and y{tag} {tuple(y.shape)} "
+                        "must hold the same number N >= 1 of samples along the first axis")
+    if y.dim() > 2 or (not y.is_floating_point() and y.dim() != 1):
+        raise DataError(f"data file {path}: y{tag} has shape {tuple(y.shape)}; use class labels "
+                        "(N,) of integers or regression targets (N,) / (N, k) of floats")
 
 
 def load_data(spec: str, *, seed: int = 0) -> DataBundle:
@@ -304,27 +333,6 @@ class Batches:
         for x, _ in self:
             if x.is_floating_point() and not torch.isfinite(x).all():
                 raise NonFiniteError("the input data contains NaN or inf; clean it first")
-
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def resolve_loss(loss: str | LossFn | None, y: torch.Tensor) -> LossFn:
-    """The loss callable ``(output, target) -> mean loss``.
-
-    ``None`` picks by task: cross-entropy for integer targets, mean squared error otherwise.
-    Strings "cross_entropy"/"ce" and "mse" name those two; any callable is used as given and must
-    return the *mean* over the batch (batches are weighted by their size when summed).
-    """
-    if callable(loss):
-        return loss
-    if loss is None:
-        loss = "cross_entropy" if task_of(y) == "classification" else "mse"
-    if loss in ("cross_entropy", "ce"):
-        return F.cross_entropy
-    if loss == "mse":
-        return lambda out, t: F.mse_loss(out, t.reshape(out.shape).to(out.dtype))
-    raise OptionError(f"loss must be 'cross_entropy', 'mse' or a callable, got {loss!r}")
 
 
 def accuracy(output: torch.Tensor, y: torch.Tensor) -> float:

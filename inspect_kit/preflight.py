@@ -7,8 +7,9 @@ memory (:func:`inspect_kit.limits.available_memory`) and every tensor must be pr
 shape. Only then is the real model built. So a 100 KB file declaring
 ``sizes=[64, 200000, 200000, 10]`` (40 billion parameters) is refused with its size in the
 message, never allocated. While the shape-only model is built, the number of modules, parameters
-and buffers it registers is bounded by what the file can hold (``depth=10**9`` is refused after
-a few thousand registrations, not built for hours).
+and buffers it registers and of torch operations it runs are bounded by what the file can hold
+(``depth=10**9`` or a spline order ``k=10**9`` is refused after a few thousand steps, not built
+for hours).
 
 >>> import torch
 >>> from torch import nn
@@ -30,16 +31,33 @@ from collections.abc import Callable, Iterator, Mapping
 import torch
 from torch import nn
 from torch.nn.modules import module as _module
+from torch.overrides import TorchFunctionMode
 
 from .errors import CheckpointError, InspectKitError, ModelSpecError, SizeLimitError
 from .limits import available_memory, format_bytes
 
 #: registrations (modules + parameters + buffers) allowed per tensor of the file, plus a base
 REGISTRATIONS_PER_TENSOR, REGISTRATIONS_BASE = 64, 1024
+#: torch operations allowed while building shape-only (zoo models need ~6-25 per tensor)
+OPS_PER_TENSOR, OPS_BASE = 200, 10_000
 
 
 class _TooManyRegistrations(Exception):
     pass
+
+
+class _BoundedOps(TorchFunctionMode):
+    """Counts torch calls; raises :class:`_TooManyRegistrations` past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.count = limit, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.count += 1
+        if self.count > self.limit:
+            raise _TooManyRegistrations
+        return func(*args, **(kwargs or {}))
 
 
 @contextlib.contextmanager
@@ -63,24 +81,31 @@ def _bounded_registrations(limit: int) -> Iterator[None]:
 
 
 def meta_build(build: Callable[[], nn.Module], *, n_tensors: int, source: str,
-               hint: str) -> nn.Module | None:
-    """``build()`` on the meta device (no storage), or None when the factory cannot run there.
+               hint: str, fallback: bool = True) -> nn.Module | None:
+    """``build()`` on the meta device (no storage), or None when the factory cannot run there
+    and ``fallback`` allows checking after a real build (user factories; never the zoo).
 
-    Raises :class:`CheckpointError` when the factory registers far more modules and tensors than
-    a file with ``n_tensors`` tensors can describe; kit errors of the factory pass through.
+    Raises :class:`CheckpointError` when the factory registers far more modules and tensors, or
+    runs far more torch operations, than a file with ``n_tensors`` tensors can describe; kit
+    errors of the factory pass through.
     """
     limit = REGISTRATIONS_BASE + REGISTRATIONS_PER_TENSOR * n_tensors
+    ops = OPS_BASE + OPS_PER_TENSOR * n_tensors
     try:
-        with _bounded_registrations(limit), torch.device("meta"):
+        with _bounded_registrations(limit), torch.device("meta"), _BoundedOps(ops):
             model = build()
     except _TooManyRegistrations:
         raise CheckpointError(
-            f"{source} holds {n_tensors} tensors but the declared architecture registers more "
-            f"than {limit:,} modules and tensors; {hint}") from None
+            f"{source} holds {n_tensors} tensors but building the declared architecture takes "
+            f"more than {limit:,} modules and tensors or {ops:,} operations; {hint}") from None
     except InspectKitError:
         raise
-    except Exception:  # a factory that needs real tensors: checked after the real build
-        return None
+    except Exception as exc:  # a factory that needs real tensors: checked after the real build
+        if fallback:
+            return None
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"the architecture declared for {source} cannot be built "
+                              f"({type(exc).__name__}: {first}); {hint}") from exc
     return model if isinstance(model, nn.Module) else None
 
 
@@ -127,10 +152,12 @@ def check(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: s
 
 
 def build_checked(build: Callable[[], nn.Module], state_dict: Mapping[str, torch.Tensor], *,
-                  source: str, hint: str) -> nn.Module:
+                  source: str, hint: str, fallback: bool = True) -> nn.Module:
     """Build the model only after its shape-only twin matched ``state_dict`` and fits memory
-    (see the module docstring); the real model's shapes are checked again before returning."""
-    ghost = meta_build(build, n_tensors=len(state_dict), source=source, hint=hint)
+    (see the module docstring); the real model's shapes are checked again before returning.
+    ``fallback=False`` refuses a factory that cannot build shape-only (zoo models always can)."""
+    ghost = meta_build(build, n_tensors=len(state_dict), source=source, hint=hint,
+                       fallback=fallback)
     if ghost is not None:
         check(ghost, state_dict, source=source, hint=hint)
         del ghost

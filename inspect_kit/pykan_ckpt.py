@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import torchfile
 from .errors import CheckpointError
 
 #: config fields and their types (``bool`` is checked before ``int``: True is an int in Python)
@@ -102,10 +103,9 @@ def read_config(prefix: Path) -> dict[str, Any]:
 def _read_state(prefix: Path) -> dict[str, torch.Tensor]:
     file = Path(f"{prefix}_state")
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise CheckpointError(f"cannot read the pykan state {file} safely: {first}") from exc
+        state = torchfile.load(file)
+    except CheckpointError as exc:
+        raise CheckpointError(f"cannot read the pykan state safely: {exc}") from exc
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise CheckpointError(f"{file} is not a state dict of tensors")

@@ -81,9 +81,13 @@ def test_tampered_metadata_with_the_old_digest_is_refused(saved, tmp_path):
     torch.save(obj, tmp_path / "t.pt")
     with pytest.raises(CheckpointError, match="damaged"):
         load_checkpoint(tmp_path / "t.pt")
+    renamed = {("inspect_kiu" if k == "inspect_kit" else k): v for k, v in obj.items()}
+    torch.save(renamed, tmp_path / "t.pt")  # one damaged key: not a plain state dict now
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(tmp_path / "t.pt")
     del obj["inspect_kit"]["digest"]  # dropping the digest of a format-2 file is no way out
     torch.save(obj, tmp_path / "t.pt")
-    with pytest.raises(CheckpointError, match="digest.*missing"):
+    with pytest.raises(CheckpointError, match="digest is missing"):
         load_checkpoint(tmp_path / "t.pt")
 
 

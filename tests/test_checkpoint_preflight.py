@@ -15,19 +15,20 @@ from inspect_kit.errors import CheckpointError, ModelSpecError, SizeLimitError
 HUGE = {"sizes": [64, 200000, 200000, 10]}  # 4e10 parameters, 149 GiB in float32
 
 
-def _kit_file(path, kwargs, name="mlp", sd=None, digest=True):
+def _kit_file(path, kwargs, name="mlp", sd=None):
     """A kit checkpoint whose metadata declares ``kwargs`` over the tensors of a small MLP,
     with a valid digest (what a hostile or buggy writer could produce)."""
     sd = sd if sd is not None else zoo.build("mlp", sizes=[64, 16, 10]).state_dict()
     meta = {"format_version": 2, "zoo": {"name": name, "kwargs": kwargs}, "extra": {}}
-    if digest:
-        meta["digest"] = integrity.digest(meta, {"state_dict": sd})
+    meta["digest"] = integrity.digest(meta, {"state_dict": sd})
     if str(path).endswith(".safetensors"):
         from safetensors.torch import save_file
 
-        save_file(sd, path, metadata={"inspect_kit": json.dumps(meta)})
+        save_file(sd, path, metadata={"inspect_kit": json.dumps(meta),
+                                      "inspect_kit_digest": meta["digest"]})
     else:
-        torch.save({"inspect_kit": meta, "state_dict": sd, "trajectory": []}, path)
+        torch.save({"inspect_kit": meta, "inspect_kit_digest": meta["digest"], "state_dict": sd,
+                    "trajectory": []}, path)
     return path
 
 
@@ -41,18 +42,22 @@ def test_huge_declared_architecture_is_refused_with_its_size(tmp_path, suffix):
 
 def test_huge_metadata_allocates_nothing(tmp_path):
     """In a fresh process: peak RSS stays within 300 MB of the baseline while both files are
-    refused, and a depth bomb (ViT depth 10**9) is refused after a bounded number of modules."""
+    refused, and a depth bomb (ViT depth 10**9) and a spline-order bomb (KAN k=10**9) are
+    refused after a bounded number of modules / operations (unbounded, they run for hours)."""
     _kit_file(tmp_path / "h.pt", HUGE)
     _kit_file(tmp_path / "h.safetensors", HUGE)
     vit = zoo.build("vit", attention="softmax", dim=16, depth=1, heads=2).state_dict()
     _kit_file(tmp_path / "bomb.pt", {"attention": "softmax", "dim": 16, "depth": 10**9,
                                      "heads": 2}, name="vit", sd=vit)
+    kan = zoo.build("kan", width=[2, 3, 1], grid=3).state_dict()
+    _kit_file(tmp_path / "kbomb.safetensors", {"width": [2, 3, 1], "grid": 3, "k": 10**9},
+              name="kan", sd=kan)
     script = textwrap.dedent(f"""
         import resource, torch
         from inspect_kit.checkpoints import load_model
         from inspect_kit.errors import CheckpointError
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        for name in ("h.pt", "h.safetensors", "bomb.pt"):
+        for name in ("h.pt", "h.safetensors", "bomb.pt", "kbomb.safetensors"):
             try:
                 load_model({str(tmp_path)!r} + "/" + name)
                 print("LOADED", name)
@@ -64,9 +69,9 @@ def test_huge_metadata_allocates_nothing(tmp_path):
                          timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
                                            "PYTHONPATH": ":".join(sys.path)})
     lines = out.stdout.splitlines()
-    assert [ln.split()[0] for ln in lines[:3]] == ["REFUSED"] * 3, out.stdout + out.stderr
-    assert "registers more than" in lines[2]
-    assert int(lines[3].split()[1]) < 300_000, lines[3]
+    assert [ln.split()[0] for ln in lines[:4]] == ["REFUSED"] * 4, out.stdout + out.stderr
+    assert "modules and tensors" in lines[2] and "operations" in lines[3]
+    assert int(lines[4].split()[1]) < 300_000, lines[4]
 
 
 def test_a_matching_model_too_large_for_memory_is_refused(tmp_path, monkeypatch):

@@ -23,7 +23,8 @@ def _kit(path, model, kwargs=None):
     sd = model.state_dict()
     meta = {"format_version": 2, "zoo": {"name": "mlp", "kwargs": kwargs}, "extra": {}}
     meta["digest"] = integrity.digest(meta, {"state_dict": sd})
-    torch.save({"inspect_kit": meta, "state_dict": sd, "trajectory": []}, path)
+    torch.save({"inspect_kit": meta, "inspect_kit_digest": meta["digest"], "state_dict": sd,
+                "trajectory": []}, path)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,12 @@ def d(tmp_path_factory):
     xn = x.clone()
     xn[3, 5] = float("nan")
     torch.save({"x": xn, "y": y}, d / "nan.pt")
+    torch.save({"x": x[:3], "y": torch.zeros(3)}, d / "regression3.pt")  # 3 targets, 10 outputs
+    torch.save({"x": x, "y": torch.zeros(20, 10, dtype=torch.long)}, d / "labels2d.pt")
+    torch.save({"x": x, "y": torch.full((20,), 12)}, d / "label12.pt")
+    torch.save({"x": x, "y": y[:0]}, d / "noy.pt")
+    torch.save(sd, d / "legacy.pt", _use_new_zipfile_serialization=False)
+    (d / "random.pt").write_bytes(bytes(range(256)) * 40)
     xr = torch.rand(30, 2) * 2 - 1
     xrn = xr.clone()
     xrn[4, 1] = float("nan")
@@ -112,6 +119,17 @@ CASES = [
     ("hessian-pickled-model", "hessian {d}/pickled.pt --data {d}/ok.pt " + OUT, "--trust"),
     ("hessian-missing-data", "hessian {d}/mlp.pt --data {d}/none.pt " + OUT, "does not exist"),
     ("hessian-unknown-flag", H + " --bogus", "unrecognized arguments"),
+    ("hessian-targets-do-not-fit", "hessian {d}/mlp.pt --data {d}/regression3.pt " + OUT,
+     "do not match the model's output"),
+    ("hessian-2d-integer-labels", "hessian {d}/mlp.pt --data {d}/labels2d.pt " + OUT,
+     "use class labels (N,)"),
+    ("hessian-label-out-of-range", "hessian {d}/mlp.pt --data {d}/label12.pt " + OUT,
+     "outside [0, 10)"),
+    ("hessian-no-targets", "hessian {d}/mlp.pt --data {d}/noy.pt " + OUT, "same number"),
+    ("hessian-legacy-format", "hessian {d}/legacy.pt --model zoo:mlp --data {d}/ok.pt " + OUT,
+     "legacy (pre-1.6) format"),
+    ("hessian-random-bytes", "hessian {d}/random.pt --data {d}/ok.pt " + OUT,
+     "not a PyTorch checkpoint"),
     # esd
     ("esd-empty-pt", "esd {d}/empty.pt " + OUT, "empty (0 bytes)"),
     ("esd-empty-safetensors", "esd {d}/empty.safetensors " + OUT, "empty (0 bytes)"),

@@ -88,8 +88,8 @@ def _check_size(name: str, data: Any, model_kwargs: dict[str, Any], seed: int) -
     from ..zoo.train import zoo_kwargs
 
     kwargs = zoo_kwargs(name, data, model_kwargs, seed)
-    ghost = meta_build(lambda: zoo.build(name, **kwargs), n_tensors=10_000, source=f"zoo:{name}",
-                       hint="lower the sizes in --model-kwargs")
+    ghost = meta_build(lambda: zoo.build(name, **kwargs), n_tensors=1000, source=f"zoo:{name}",
+                       hint="lower the sizes in --model-kwargs", fallback=False)
     if ghost is not None:
         values, nbytes = declared_size(ghost)
         check_memory(4 * nbytes, f"training zoo:{name} with {values:,} parameters (weights, "
