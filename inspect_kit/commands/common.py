@@ -154,7 +154,7 @@ def add_output_args(parser: argparse.ArgumentParser, *, plot: bool = True) -> No
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse unusable output paths before any work (unknown figure format, a folder that is a
-    file, an existing folder given as the file)."""
+    file, an existing folder given as the file, a device or pipe such as /dev/stdout)."""
     for opt in ("json", "plot", "out", "snapshots"):
         value = getattr(args, opt, None)
         if not isinstance(value, str) or not value:
@@ -166,6 +166,9 @@ def check_outputs(args: argparse.Namespace) -> None:
             continue
         if path.is_dir():
             raise OptionError(f"--{opt} {value} is a folder; give a file name inside it")
+        if path.exists() and not path.is_file():  # a device, pipe or socket (/dev/stdout...)
+            raise OptionError(f"--{opt} {value} is not a regular file; outputs are written to "
+                              "a temporary file and renamed into place, so give a file path")
         parent = path.parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
