@@ -268,7 +268,7 @@ def landscape(
     view = make_view(model, data, samples=samples, **opts)
     from inspect_kit.view.batches import check_finite as check_batches
 
-    check_batches(view.batches)
+    check_batches(view.batches, f"data of split {split!r}")
     t_loss = time.perf_counter()
     view.check_loss_finite(view.loss(), "at the trained point")
     t_loss = time.perf_counter() - t_loss
