@@ -93,6 +93,9 @@ def d(tmp_path_factory):
     saved["loss"][0] = 0.001
     (d / "tampered.json").write_text(json.dumps(saved))
     (d / "broken.json").write_text("{not json")
+    del saved["checksum"]  # a hand-made file of the right inputs but the wrong length
+    saved["loss"], saved["accuracy"] = saved["loss"][:2], saved["accuracy"][:2]
+    (d / "short.json").write_text(json.dumps(saved))
     return d
 
 
@@ -107,6 +110,8 @@ CASES = [
     ("hessian-batch-size-0", H + " --batch-size 0", "--batch-size must be a positive"),
     ("hessian-batch-size-negative", H + " --batch-size -3", "--batch-size must be a positive"),
     ("hessian-nan-data", "hessian {d}/mlp.pt --data {d}/nan.pt " + OUT, "nan"),
+    ("hessian-nan-loss", "hessian {d}/overflow.pt --data {d}/ok.pt " + OUT,
+     "at the model's parameters (split 'train')"),
     ("hessian-huge-density-probes", H + " --density --density-probes 100000000", "of memory"),
     ("hessian-top-k-above-n", H + " --top-k 100000", "top_k=100000 is more than the 1210"),
     ("hessian-trace-budget-2", H + " --trace-budget 2", "--trace-budget >= 3"),
@@ -149,6 +154,9 @@ CASES = [
     ("landscape-huge-steps", L.replace("--steps 3", "--steps 1000001"), "grid points"),
     ("landscape-tampered-resume", L + " --resume {d}/tampered.json", "modified or damaged"),
     ("landscape-broken-resume", L + " --resume {d}/broken.json", "cannot read the partial"),
+    ("landscape-short-resume", L + " --resume {d}/short.json", "holds 2 points, the grid has 9"),
+    ("landscape-nan-loss-at-centre", "landscape {d}/overflow.pt --data {d}/ok.pt --steps 3 "
+     + OUT, "at the trained point (split 'train')"),
     ("landscape-json-is-a-folder", "landscape {d}/mlp.pt --data {d}/ok.pt --steps 3 --json {d}",
      "is a folder"),
     ("landscape-pca-without-trajectory", L + " --directions pca", "needs trajectory"),

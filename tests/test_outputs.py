@@ -93,8 +93,10 @@ def test_cli_output_error_happens_before_any_work(tmp_path, capfd, monkeypatch):
 
     monkeypatch.setattr(ck, "load_checkpoint", lambda *a, **k: pytest.fail("work started"))
     os.mkfifo(tmp_path / "fifo")
-    for bad in (["--json", str(tmp_path / "fifo")], ["--json", str(tmp_path / "m.pt" / "x")]):
-        assert main(["info", str(tmp_path / "m.pt"), *bad]) == 2
+    for cmd, bad in (("info", ["--json", str(tmp_path / "fifo")]),
+                     ("info", ["--json", str(tmp_path / "m.pt" / "x")]),
+                     ("esd", ["--plot", str(tmp_path / "p.xyz")])):
+        assert main([cmd, str(tmp_path / "m.pt"), *bad]) == 2
         assert len(capfd.readouterr().err.strip().splitlines()) == 1
 
 
