@@ -79,13 +79,22 @@ def available_memory() -> int:
     return int(avail)
 
 
+def consistent(value: float) -> float:
+    """Rank 0's ``value`` on every rank under ``torch.distributed`` (else ``value``): every rank
+    must take the same decision, or the ones that go on wait forever for the one that stopped.
+    Call it on all ranks at the same point."""
+    from . import distributed
+
+    return distributed.broadcast_object(value) if distributed.is_distributed() else value
+
+
 def check_memory(nbytes: float, what: str, fix: str) -> None:
     """Raise :class:`SizeLimitError` when ``nbytes`` exceed the available memory.
 
     ``what`` names the request ("the Lanczos basis of 5 vectors x 10^9 parameters"), ``fix``
-    says what to change.
+    says what to change. Under ``torch.distributed`` rank 0's figures decide for every rank.
     """
-    avail = available_memory()
+    nbytes, avail = consistent(nbytes), consistent(available_memory())
     if nbytes > avail:
         raise SizeLimitError(f"{what} needs about {format_bytes(nbytes)} of memory, more than the "
                              f"{format_bytes(avail)} available; {fix}")
@@ -93,7 +102,8 @@ def check_memory(nbytes: float, what: str, fix: str) -> None:
 
 def check_time(seconds: float, what: str, fix: str, *, force: bool = False) -> None:
     """Raise :class:`SizeLimitError` when an estimate exceeds :data:`TIME_LIMIT` (unless
-    ``force``)."""
+    ``force``); under ``torch.distributed`` rank 0's estimate decides for every rank."""
+    seconds = consistent(seconds)
     if not force and seconds > TIME_LIMIT:
         raise SizeLimitError(f"{what} would take about {format_seconds(seconds)} (the limit is "
                              f"{format_seconds(TIME_LIMIT)}); {fix}, or pass --force "

@@ -105,9 +105,10 @@ def check(n: int, b: int, *, top_k: int, seconds_per_loss: float,
     check_memory(p.peak_bytes, f"{p.peak_what} for {n:,} parameters",
                  "lower --trace-budget, --density-probes, --density-steps or --top-k, or select "
                  "fewer parameters with --include")
+    seconds_per_loss = limits.consistent(seconds_per_loss)  # one decision on every rank
     secs = p.products * HVP_PER_LOSS * seconds_per_loss
     if secs > limits.TIME_LIMIT and retime is not None and not force:
-        seconds_per_loss = min(seconds_per_loss, retime())
+        seconds_per_loss = limits.consistent(min(seconds_per_loss, retime()))
         secs = p.products * HVP_PER_LOSS * seconds_per_loss
     check_time(secs, f"{p.products:,} Hessian-vector products (each ~{HVP_PER_LOSS:g} loss "
                      f"evaluations of {seconds_per_loss * 1e3:.3g} ms)",
