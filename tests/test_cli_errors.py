@@ -39,6 +39,7 @@ def d(tmp_path_factory):
     save_checkpoint(zoo.build("mlp", sizes=[64, 8, 10]), d / "mlp8.pt")
     save_checkpoint(zoo.build("vit", attention="softmax", dim=16, depth=1, heads=2), d / "vit.pt")
     save_checkpoint(zoo.build("kan", width=[2, 3, 1], grid=4), d / "kan.pt")
+    save_checkpoint(zoo.build("modadd", p=7), d / "modadd.pt")
     big = zoo.build("mlp", sizes=[64, 16, 10])
     with torch.no_grad():
         for p in big.parameters():
@@ -112,7 +113,10 @@ CASES = [
     ("hessian-nan-data", "hessian {d}/mlp.pt --data {d}/nan.pt " + OUT, "nan"),
     ("hessian-nan-loss", "hessian {d}/overflow.pt --data {d}/ok.pt " + OUT,
      "at the model's parameters (split 'train')"),
-    ("hessian-huge-density-probes", H + " --density --density-probes 100000000", "of memory"),
+    ("hessian-huge-density-probes", H + " --density --density-probes 100000000",
+     "over the memory budget"),
+    ("hessian-huge-density-probes-forced", H + " --density --density-probes 100000000 --force",
+     "over the memory budget"),
     ("hessian-top-k-above-n", H + " --top-k 100000", "top_k=100000 is more than the 1210"),
     ("hessian-trace-budget-2", H + " --trace-budget 2", "--trace-budget >= 3"),
     ("hessian-unknown-plot-format", "hessian {d}/mlp.pt --data {d}/ok.pt --plot {o}/p.xyz",
@@ -198,6 +202,13 @@ CASES = [
     ("info-bit-flipped", "info {d}/flipped.pt --json {o}/r.json", "flipped.pt is damaged"),
     ("info-missing-file", "info {d}/none.pt --json {o}/r.json", "does not exist"),
     ("info-has-no-figure", "info {d}/mlp.pt --plot {o}/r.png", "unrecognized arguments"),
+    # fourier
+    ("fourier-empty-pt", "fourier {d}/empty.pt --data modadd:7 " + OUT, "empty (0 bytes)"),
+    ("fourier-bad-key-frequencies", "fourier {d}/modadd.pt --data modadd:7 --key-frequencies "
+     "a,b " + OUT, "must be integers"),
+    ("fourier-bad-modulus", "fourier {d}/modadd.pt --data modadd:1 " + OUT, "p >= 3"),
+    ("fourier-not-an-embedding-model", "fourier {d}/mlp.pt --data modadd:7 " + OUT,
+     "nn.Embedding"),
     # gallery
     ("gallery-unknown-section", "gallery --section nope --out {o}/g", "unknown --section nope"),
     ("gallery-out-is-a-file", "gallery --out {d}/afile", "is a file"),

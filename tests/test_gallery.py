@@ -19,6 +19,8 @@ EXPECTED = [
     "vit_training.png", "vit_weight_histograms.png", "vit_attention_heads.png",
     "vit_attention_rollout.png", "vit_attention_distance.png", "vit_attention_spectra.png",
     "vit_hessian_density.png", "vit_landscape_pca.png", "vit_karat_function.png",
+    # grokking modular addition
+    "modadd_spectrum.png", "modadd_neurons.png", "modadd_training.png", "modadd_logits.png",
 ]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -42,6 +42,7 @@ class HessianResult(Result):
     param_names: list[str]
     skipped: list[str]
     model_mode: str | None
+    curvature: str
     dtype: str
     method: str
     backend: str

@@ -28,7 +28,7 @@ from . import formula as fm
 from .fit import fit_edges
 from .library import Primitive, resolve, to_spec
 from .result import SymbolicResult
-from .select import choose
+from .select import RULES, choose
 
 
 def _edge_fn(row: dict[str, Any], prims: dict[str, Primitive]) -> Any:
@@ -80,6 +80,8 @@ def symbolic(
 
     if not prune >= 0:
         raise OptionError(f"prune must be a non-negative attribution threshold, got {prune}")
+    if rule not in RULES:
+        raise OptionError(f"rule must be one of {RULES}, got {rule!r}")
     lib = resolve(library)
     prims = {p.name: p for p in lib}
     adapter = adapter_for(model)

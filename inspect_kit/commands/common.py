@@ -86,13 +86,14 @@ def add_model_args(parser: argparse.ArgumentParser, n: int = 1) -> None:
 
 def add_data_arg(parser: argparse.ArgumentParser, *, required: bool = True,
                  splits: tuple[str, ...] = ("train", "test"),
-                 samples: int | None = None) -> None:
-    """``--data``, ``--split`` (default train) and ``--samples`` (a seeded random draw)."""
+                 samples: int | None = None, split: str = "train") -> None:
+    """``--data``, ``--split`` (default ``split``, train) and ``--samples`` (a seeded random
+    draw)."""
     parser.add_argument("--data", required=required, metavar="DATA",
-                        help="digits, wine, formula:NAME, file.pt/.npz with x and y, or "
-                             "module:callable")
-    parser.add_argument("--split", choices=splits, default="train",
-                        help="data split to analyse (default: train)")
+                        help="digits, wine, formula:NAME, modadd:P[:FRAC], file.pt/.npz with x "
+                             "and y, or module:callable")
+    parser.add_argument("--split", choices=splits, default=split,
+                        help=f"data split to analyse (default: {split})")
     parser.add_argument("--samples", type=int, default=samples, metavar="N",
                         help="a seeded random draw of N samples (default: "
                              + ("all" if samples is None else str(samples)) + ")")

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
     parser.add_argument("--section", action="append", default=None,
                         help="render only these sections (repeatable): kan_formulas, mlp_digits, "
-                             "kan_vs_mlp, vit_karat")
+                             "kan_vs_mlp, vit_karat, modadd")
     parser.add_argument("--no-progress", action="store_true", help="no progress messages")
 
 

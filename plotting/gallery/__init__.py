@@ -19,6 +19,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("mlp_digits", "Two MLPs on digits: curvature, spectra, connectivity, landscapes"),
     ("kan_vs_mlp", "A KAN classifier beside the MLP"),
     ("vit_karat", "Tiny ViT: softmax vs Fourier-KArAt attention"),
+    ("modadd", "Grokking modular addition: Fourier features"),
 ]
 
 
