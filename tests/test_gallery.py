@@ -21,6 +21,10 @@ EXPECTED = [
     "vit_hessian_density.png", "vit_landscape_pca.png", "vit_karat_function.png",
     # grokking modular addition
     "modadd_spectrum.png", "modadd_neurons.png", "modadd_training.png", "modadd_logits.png",
+    # empirical NTK of the digits MLP
+    "ntk_mlp.png", "ntk_mlp_training.png",
+    # intrinsic dimension of the digits MLP
+    "intrinsic_dimension_mlp.png",
 ]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -97,7 +97,9 @@ def hessian(
 
     * ``top_k``/``which``: eigenvalues by Lanczos with full reorthogonalisation; ``which`` is
       "largest", "smallest" (most negative), "magnitude" or "both" (``top_k`` at each end).
-      ``tol`` is the residual bound relative to ``max|theta|``; ``top_k=0`` skips this.
+      ``tol`` bounds the eigenvalues' error relative to ``max|theta|`` (with
+      ``return_vectors=True``: the Ritz residuals, which the vectors' accuracy needs);
+      ``top_k=0`` skips this.
     * ``trace``: Hutch++ (default) or Hutchinson with a fixed budget of ``trace_budget``
       products and a standard error.
     * ``density``: SLQ with ``density_probes`` probes of ``density_steps`` steps; Gaussian width
@@ -177,7 +179,9 @@ def hessian(
     eig_vals, eig_res, eig_conv, vectors, steps = np.zeros(0), np.zeros(0), [], None, 0
     if top_k > 0:
         eig = lanczos_eigs(op, int(top_k), which=which, tol=tol, max_steps=max_steps, seed=seed,
-                           return_vectors=return_vectors, memory=memory, progress=progress)
+                           return_vectors=return_vectors, memory=memory,
+                           criterion="residual" if return_vectors else "eigenvalue",
+                           progress=progress)
         eig_vals, eig_res, steps = eig.eigenvalues, eig.residuals, eig.steps
         eig_conv = [bool(c) for c in eig.converged]
         if eig.vectors is not None:

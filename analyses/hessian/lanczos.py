@@ -141,6 +141,7 @@ class Eigs:
     products: int
     restarts: int = 0
     basis_size: int = 0
+    error_bounds: np.ndarray | None = None
 
 
 def _select(theta: np.ndarray, k: int, which: str) -> np.ndarray:
@@ -185,12 +186,16 @@ def lanczos_eigs(
     return_vectors: bool = False,
     memory: int | float | str | None = None,
     basis_size: int | None = None,
+    criterion: str = "eigenvalue",
     progress: bool | None = None,
 ) -> Eigs:
     """``k`` eigenvalues of ``op`` at the end(s) chosen by ``which`` (see :data:`WHICH`).
 
-    Stops once every wanted Ritz value has residual ``||H y - theta y|| <= tol * max|theta|``
-    (default ``tol=1e-6``), or after ``max_steps`` products (default ``min(n, max(300, 20 k))``).
+    Stops once every wanted Ritz value is within ``tol * max|theta|`` of an eigenvalue
+    (``criterion="eigenvalue"``, default: the bound of :func:`error_bounds`; ``tol=1e-6``) or
+    has residual ``||H y - theta y|| <= tol * max|theta|`` (``criterion="residual"``: what
+    accurate Ritz *vectors* need), or after ``max_steps`` products (default
+    ``min(n, max(300, 20 k))``).
     ``which="both"`` returns the ``k`` largest and the ``k`` smallest. Values are sorted in
     descending order. ``return_vectors=True`` adds the unit Ritz vectors ``(len, n)``.
     ``memory`` bounds the basis (bytes or "8GB"; default half the available memory);
@@ -198,6 +203,8 @@ def lanczos_eigs(
     """
     if which not in WHICH:
         raise OptionError(f"which must be one of {WHICH}, got {which!r}")
+    if criterion not in ("eigenvalue", "residual"):
+        raise OptionError(f"criterion must be 'eigenvalue' or 'residual', got {criterion!r}")
     if int(k) < 1:
         raise OptionError(f"k must be >= 1, got {k!r}")
     n = op.n
@@ -236,10 +243,11 @@ def lanczos_eigs(
             idx = _select(theta, k, which)
             norm = max(float(np.abs(theta).max()), 1e-300)
             res = beta * np.abs(s[-1, idx])
+            err = res if criterion == "residual" else error_bounds(theta, beta * np.abs(s[-1]), idx)
             pbar.update(1)
-            pbar.set_postfix(residual=f"{float(res.max()) / norm:.1e}", restarts=restarts,
+            pbar.set_postfix(error=f"{float(err.max()) / norm:.1e}", restarts=restarts,
                              refresh=False)
-            if products >= first and np.all(res <= tol * norm):
+            if products >= first and np.all(err <= tol * norm):
                 break
             if products >= steps or (m == n and not restarts):
                 break
@@ -263,12 +271,30 @@ def lanczos_eigs(
             q = w / max(float(w.norm()), 1e-300)
     idx = idx[np.argsort(-theta[idx], kind="stable")]
     res = beta * np.abs(s[-1, idx])
+    err = res if criterion == "residual" else error_bounds(theta, beta * np.abs(s[-1]), idx)
     vectors = None
     if return_vectors:
         vectors = _ritz_vectors(Q, s[:, idx], op.dtype)
-    return Eigs(eigenvalues=theta[idx].copy(), residuals=res, converged=res <= tol * norm,
+    return Eigs(eigenvalues=theta[idx].copy(), residuals=res, converged=err <= tol * norm,
                 vectors=vectors, steps=products, products=products, restarts=restarts,
-                basis_size=m_max)
+                basis_size=m_max, error_bounds=err)
+
+
+def error_bounds(theta: np.ndarray, res_all: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Bounds on ``|lambda - theta_i|`` for the Ritz values ``idx``: the residual ``r_i``
+    (Kahan) and, once the Ritz value is isolated, the gap bound ``r_i^2 / delta_i`` with
+    ``delta_i`` the distance to the nearest other Ritz value less that value's residual (the
+    Kato-Temple / Parlett gap theorem with the unknown spectrum gap estimated from the Ritz
+    values); the smaller of the two."""
+    out = np.empty(len(idx))
+    for k, i in enumerate(idx):
+        others = np.delete(np.arange(len(theta)), i)
+        if len(others) == 0:
+            out[k] = res_all[i]
+            continue
+        delta = np.min(np.abs(theta[others] - theta[i]) - res_all[others])
+        out[k] = res_all[i] if delta <= res_all[i] else min(res_all[i], res_all[i] ** 2 / delta)
+    return out
 
 
 def _both_ends(theta: np.ndarray, keep: int) -> np.ndarray:

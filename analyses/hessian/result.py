@@ -81,3 +81,45 @@ class HessianResult(Result):
                  "converged": bool(c)}
                 for i, (v, r, c) in enumerate(zip(self.eigenvalues, self.residuals,
                                                   self.converged))]
+
+
+@dataclasses.dataclass(frozen=True)
+class OutliersResult(Result):
+    """Class/cross-class structure of the GGN's outliers (see :mod:`.outliers`).
+
+    ``ggn_eigenvalues`` / ``hessian_eigenvalues``: the top eigenvalues (descending) of the GGN
+    and of the Hessian; ``kinds``: per GGN eigenvalue, "class", "cross-class" or "bulk";
+    ``class_capture`` / ``means_capture``: the share of each GGN eigenvector in the span of the
+    class means / of all ``C^2`` means; ``attribution``: per GGN eigenvector the class and the
+    (class, logit) pair it aligns with most; ``means_eigenvalues`` (``C^2``),
+    ``class_eigenvalues`` (``C``) and ``cross_eigenvalues`` (``C(C-1)``): the spectra of the
+    means' parts; ``counts``: outliers per kind; ``gap``: the last outlier over the first bulk
+    eigenvalue; ``residual``: SLQ negative mass of ``H - G`` (None when skipped).
+    """
+
+    n_classes: int
+    n_params: int
+    n_samples: int
+    ggn_eigenvalues: np.ndarray
+    hessian_eigenvalues: np.ndarray
+    kinds: list[str]
+    class_capture: np.ndarray
+    means_capture: np.ndarray
+    attribution: list[dict[str, Any]]
+    means_eigenvalues: np.ndarray
+    class_eigenvalues: np.ndarray
+    cross_eigenvalues: np.ndarray
+    counts: dict[str, int]
+    gap: float | None
+    residual: dict[str, Any] | None = None
+
+    result_type: ClassVar[str] = "OutliersResult"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per GGN eigenvalue: rank, value, kind, captures, attribution."""
+        return [{"rank": i + 1, "eigenvalue": float(v), "kind": k,
+                 "class_capture": float(self.class_capture[i]),
+                 "means_capture": float(self.means_capture[i]),
+                 "class": a["class"], "pair": tuple(a["pair"])}
+                for i, (v, k, a) in enumerate(zip(self.ggn_eigenvalues, self.kinds,
+                                                  self.attribution))]

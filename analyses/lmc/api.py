@@ -27,7 +27,7 @@ from .layerwise import layerwise_barriers
 from .permutation import load_state_copy, model_state, permutation_spec
 from .repair import layer_stats, repair_targets, repaired_point, variance_ratios
 from .result import AlignResult, LMCResult
-from .weight_matching import weight_matching
+from .weight_matching import matching_state, weight_matching
 
 MATCHINGS = ("none", "weights", "activations")
 MAX_STEPS = 100_000  # points on a path before refinement
@@ -84,7 +84,8 @@ def align(model_a: nn.Module, model_b: nn.Module, method: str = "weights", data:
     start, cpu = time.perf_counter(), time.process_time()
     spec = permutation_spec(model_a, x[:8])
     if method == "weights":
-        perms, sweeps = weight_matching(spec, sa, sb, seed=seed, restarts=restarts)
+        perms, sweeps = weight_matching(spec, matching_state(model_a), matching_state(model_b),
+                                        seed=seed, restarts=restarts)
     else:
         perms, sweeps = activation_matching(spec, model_a, model_b, x, seed=seed)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
@@ -98,7 +99,8 @@ def align(model_a: nn.Module, model_b: nn.Module, method: str = "weights", data:
     total = sum(sb[n].numel() for n in names)
     moved = sum(int((new_state[n] != sb[n]).sum()) for n in names)
     return AlignResult(twin, perms, method, delta, moved / max(total, 1), seconds, sweeps,
-                       spec.describe(), spec.unknown_ops, cpu_seconds)
+                       spec.describe(), spec.unknown_ops, cpu_seconds,
+                       tuple(f.info() for f in spec.frozen))
 
 
 @entry_point("lmc", renamed={"align": "matching"})
@@ -130,7 +132,11 @@ def lmc(
     ``data``: any data form; ``split``: "train" (default), "test", "both" or a list, for data
     sets with splits (``"digits"``, a :class:`~inspect_kit.data.DataBundle`). ``matching``:
     "none", "weights" (Git Re-Basin weight matching) or "activations" (activation matching).
-    ``repair``: REPAIR the interpolated networks (statistics from the training split).
+    ``repair``: REPAIR the interpolated networks (statistics from the training split; in a
+    BatchNorm network every BN's running statistics are first RESET to the data's and every
+    affine BN's output is REPAIRed, see :mod:`analyses.lmc.repair`). Functions the permutation
+    tracer has no rule for are named in an ``UnknownOpWarning`` and in
+    ``result.aligned["frozen_groups"]`` with the unit groups they kept in place.
     ``layerwise``: per-module barriers (Adilova et al. 2024) on the final pair. ``steps``
     uniform points in [0, 1], refined near the maximum. ``buffers``: "follow" (floating buffers
     interpolate with the weights, so t = 1 is exactly model B) or "keep" (model A's buffers
@@ -203,7 +209,7 @@ def _repair(model_a: nn.Module, data: Any, views: dict[str, Any], first: Any, fi
     train = views.get("train") or views.get("data")
     if train is None:
         train = make_view(model_a, data, split="train", **opts)
-    spec = permutation_spec(model_a, _inputs(train, 8))
+    spec = permutation_spec(model_a, _inputs(train, 8), warn=False)
     targets = repair_targets(model_a, spec)
     final = {k: train._cast(v) for k, v in final_b.items()}
     ends = (layer_stats(train, train.state, targets), layer_stats(train, final, targets))
@@ -220,6 +226,9 @@ def _repair(model_a: nn.Module, data: Any, views: dict[str, Any], first: Any, fi
     mid = repaired_point(train, final, keys, 0.5, targets, ends)
     return {
         "layers": targets,
+        "reset_batchnorm": [n for n, m in model_a.named_modules()
+                            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                            and m.running_mean is not None],
         "variance_ratio": variance_ratios(train, final, keys, targets, ends),
         "variance_ratio_repaired": variance_ratios(train, final, keys, targets, ends, state=mid),
         "n_samples": int(train.n_samples),

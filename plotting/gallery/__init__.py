@@ -20,6 +20,8 @@ SECTIONS: list[tuple[str, str]] = [
     ("kan_vs_mlp", "A KAN classifier beside the MLP"),
     ("vit_karat", "Tiny ViT: softmax vs Fourier-KArAt attention"),
     ("modadd", "Grokking modular addition: Fourier features"),
+    ("ntk", "Empirical neural tangent kernel of the digits MLP"),
+    ("intrinsic_dimension", "Intrinsic dimension of the digits MLP"),
 ]
 
 
