@@ -209,6 +209,27 @@ CASES = [
     ("fourier-bad-modulus", "fourier {d}/modadd.pt --data modadd:1 " + OUT, "p >= 3"),
     ("fourier-not-an-embedding-model", "fourier {d}/mlp.pt --data modadd:7 " + OUT,
      "nn.Embedding"),
+    # ntk
+    ("ntk-empty-pt", "ntk {d}/empty.pt --data {d}/ok.pt " + OUT, "empty (0 bytes)"),
+    ("ntk-nan-data", "ntk {d}/mlp.pt --data {d}/nan.pt " + OUT, "NaN or inf"),
+    ("ntk-bad-memory", "ntk {d}/mlp.pt --data {d}/ok.pt --memory abc " + OUT, "memory must be"),
+    ("ntk-tiny-memory", "ntk {d}/mlp.pt --data {d}/ok.pt --memory 1KB " + OUT, "over memory="),
+    ("ntk-kernel-out-suffix", "ntk {d}/mlp.pt --data {d}/ok.pt --kernel-out {o}/k.txt " + OUT,
+     ".npy"),
+    # intrinsic-dimension
+    ("intrinsic-dimension-zero-dim", "intrinsic-dimension {d}/mlp.pt --data {d}/ok.pt --dims 0 "
+     + OUT, "positive integers"),
+    ("intrinsic-dimension-epochs-0", "intrinsic-dimension {d}/mlp.pt --data {d}/ok.pt "
+     "--epochs 0 " + OUT, "epochs must be a positive integer"),
+    ("intrinsic-dimension-nan-data", "intrinsic-dimension {d}/mlp.pt --data {d}/nan.pt --dims 2 "
+     "--epochs 1 --eval-split train " + OUT, "nan"),
+    # outliers
+    ("outliers-nan-data", "outliers {d}/mlp.pt --data {d}/nan.pt " + OUT, "nan"),
+    ("outliers-one-class", "outliers {d}/mlp.pt --data {d}/ok.pt --n-classes 1 " + OUT,
+     "n_classes must be >= 2"),
+    ("outliers-negative-extra", "outliers {d}/mlp.pt --data {d}/ok.pt --extra -3 " + OUT,
+     "extra must be an integer >= 0"),
+    ("outliers-regression-data", "outliers {d}/kan.pt --data {d}/regnan.pt " + OUT, "NaN"),
     # gallery
     ("gallery-unknown-section", "gallery --section nope --out {o}/g", "unknown --section nope"),
     ("gallery-out-is-a-file", "gallery --out {d}/afile", "is a file"),
