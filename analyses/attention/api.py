@@ -22,10 +22,12 @@ from torch import nn
 
 from inspect_kit.attention import capture_attention, unpatched_bindings
 from inspect_kit.data import DataBundle, load_data
-from inspect_kit.errors import NonFiniteError, OptionError, UnsupportedModelError
+from inspect_kit.errors import OptionError, UnsupportedModelError
+from inspect_kit.params import check_finite, named_params
 from inspect_kit.progress import bar
 from inspect_kit.provenance import entry_point
 from inspect_kit.view import ModelView
+from inspect_kit.view.batches import check_finite as check_batches
 from inspect_kit.view.batches import concat
 from inspect_kit.zoo import spec_of
 
@@ -124,6 +126,10 @@ def attention(
         raise OptionError(f"index={index} is outside the {n} inputs used; pass "
                           f"0 <= index < {n} (or raise samples)")
     index = int(index)
+    # NaN/inf inputs or weights give NaN maps (padded rows of a sequence legitimately do too,
+    # so the maps themselves are not the test)
+    check_batches([batch], f"data of split {split!r}")
+    check_finite(named_params(model, trainable_only=False))
     with bar(1, "attention", progress) as pb, torch.no_grad(), view.mode(), \
             capture_attention(model, families=families, patch_modules=patch_modules) as rec:
         view.call(view.state, batch)
@@ -131,13 +137,6 @@ def attention(
     maps = rec.maps  # one forward: every call, in call order
     if not maps:
         raise _no_attention(model, rec.problems)
-    for m in maps:
-        bad = ~torch.isfinite(m.weights)
-        if bool(bad.any()):
-            row = int(bad.reshape(bad.shape[0], -1).any(1).nonzero()[0])
-            where = f"input {row}" if bad.shape[0] == n else f"row {row} (windows)"
-            raise NonFiniteError(f"the attention weights of {m.name} are NaN or inf at {where} "
-                                 f"of split {split!r}; check the data and the weights for NaN/inf")
     glob = [m for m in maps if n_windows(m, n) is None]
     n_keys = (glob or maps)[-1].weights.shape[-1]
     if glob:
