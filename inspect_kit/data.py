@@ -302,6 +302,10 @@ def _dict_bundle(path: Path, d: dict[str, Any]) -> DataBundle:
         target = part.pop(key)
         if not part:
             raise DataError(f"data file {path}: {where} has a target but no model inputs")
+        flat = [k for k, v in (*part.items(), (key, target)) if v.dim() == 0]
+        if flat:
+            raise DataError(f"data file {path}: {where} has scalars ({', '.join(flat)}); every "
+                            "tensor needs a first axis of samples")
         n = {len(v) for v in part.values()} | {len(target)}
         if len(n) != 1:
             raise DataError(f"data file {path}: {where} holds tensors of different lengths {n}")

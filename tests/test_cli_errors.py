@@ -81,6 +81,7 @@ def d(tmp_path_factory):
     torch.save({"x": x, "y": torch.zeros(20, 10, dtype=torch.long)}, d / "labels2d.pt")
     torch.save({"x": x, "y": torch.full((20,), 12)}, d / "label12.pt")
     torch.save({"x": x, "y": y[:0]}, d / "noy.pt")
+    torch.save({"input": x, "y": torch.tensor(1)}, d / "scalar_target.pt")  # a dict of inputs
     torch.save(sd, d / "legacy.pt", _use_new_zipfile_serialization=False)
     (d / "random.pt").write_bytes(bytes(range(256)) * 40)
     xr = torch.rand(30, 2) * 2 - 1
@@ -135,6 +136,8 @@ CASES = [
     ("hessian-label-out-of-range", "hessian {d}/mlp.pt --data {d}/label12.pt " + OUT,
      "outside [0, 10)"),
     ("hessian-no-targets", "hessian {d}/mlp.pt --data {d}/noy.pt " + OUT, "same number"),
+    ("hessian-scalar-target", "hessian {d}/mlp.pt --data {d}/scalar_target.pt " + OUT,
+     "has scalars (y)"),
     ("hessian-legacy-format", "hessian {d}/legacy.pt --model zoo:mlp --data {d}/ok.pt " + OUT,
      "legacy (pre-1.6) format"),
     ("hessian-random-bytes", "hessian {d}/random.pt --data {d}/ok.pt " + OUT,
