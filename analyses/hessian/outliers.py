@@ -63,6 +63,8 @@ def outliers(
     ``H - G`` (``residual_probes`` probes of ``residual_steps`` steps) and its negative mass.
     The other options are the model view's (:class:`inspect_kit.view.ModelView`).
     """
+    if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
+        raise OptionError(f"extra must be an integer >= 0, got {extra!r}")
     view = make_view(model, data, include=include, split=split, samples=samples, seed=seed,
                      model_mode=model_mode, dtype=dtype, device=device, batch_size=batch_size,
                      loss="cross_entropy")
