@@ -195,8 +195,8 @@ def lanczos_eigs(
     (``criterion="residual"``, default, ``tol=1e-6``: eigenvalues then agree to about the
     squared residual over the gap, and Ritz vectors are accurate) or is within
     ``tol * max|theta|`` of an eigenvalue by the bound of :func:`error_bounds`
-    (``criterion="eigenvalue"``: fewer products when only the values matter), or after ``max_steps`` products (default
-    ``min(n, max(300, 20 k))``).
+    (``criterion="eigenvalue"``: fewer products when only the values matter), or after
+    ``max_steps`` products (default ``min(n, max(300, 20 k))``).
     ``which="both"`` returns the ``k`` largest and the ``k`` smallest. Values are sorted in
     descending order. ``return_vectors=True`` adds the unit Ritz vectors ``(len, n)``.
     ``memory`` bounds the basis (bytes or "8GB"; default half the available memory);
