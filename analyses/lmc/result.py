@@ -42,6 +42,8 @@ class LMCResult(Result):
     buffers: str = "follow"
 
     omit_if_none: ClassVar[tuple[str, ...]] = ("layerwise",)
+    item_keys: ClassVar[tuple[str, ...]] = ("path", "split")
+    main_figure: ClassVar[str | None] = "plotting.lmc:plot_lmc"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LMCResult:
