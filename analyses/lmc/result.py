@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inspect_kit.results import Result, to_jsonable
+from inspect_kit.results import Result, measure, to_jsonable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,15 @@ class LMCResult(Result):
         data = dict(data)
         data["splits"] = tuple(data.get("splits", ()))
         return super().from_dict(data)
+
+    def headline(self) -> list[dict[str, Any]]:
+        """The barriers of the final path, per split (item: the split)."""
+        out = []
+        for kind in ("barrier_mean", "barrier_linear"):
+            for what in ("loss", "error"):
+                values = getattr(self, kind).get(what) or {}
+                out += [measure(split, f"{what}_{kind}", v) for split, v in values.items()]
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per (path, split): both barriers for loss and error."""
