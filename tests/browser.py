@@ -29,8 +29,11 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 #: page facts gathered by one script: sections, figures, the first chart's first point
 PROBE = """JSON.stringify({
-  sections: [...document.querySelectorAll('section[data-section]')].map(s => (
-    {key: s.dataset.section, status: s.dataset.status || ''})),
+  sections: [...document.querySelectorAll('section[data-section]')].map(s => {
+    const r = s.getBoundingClientRect();
+    return {key: s.dataset.section, status: s.dataset.status || '',
+            top: r.top + window.scrollY, height: r.height};
+  }),
   figures: [...document.querySelectorAll('img.figure, svg.chart, svg.figure')].map(f => {
     const r = f.getBoundingClientRect();
     return {tag: f.tagName.toLowerCase(), width: r.width, height: r.height,

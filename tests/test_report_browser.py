@@ -54,6 +54,7 @@ def test_page_in_chromium(page, tmp_path):
     assert len(check.requests) - 1 == text.count('src="data:image/png;base64,')
 
     statuses = {s["key"]: s["status"] for s in check.sections}
+    assert all(s["height"] > 0 for s in check.sections)
     expected = {"model": "ok", **{s.key: s.status for s in rep.sections}, "not-run": ""}
     assert statuses == expected and statuses["ntk"] == "failed"
 

@@ -91,8 +91,8 @@ class Scale:
     """A linear or log10 map from data to pixels (``log`` drops values <= 0)."""
 
     def __init__(self, lo: float, hi: float, p0: float, p1: float, log: bool = False,
-                 pad: float = 0.04):
-        self.log = log
+                 pad: float = 0.04, fixed: Sequence[float] | None = None):
+        self.log, self.fixed = log, fixed
         if log:
             lo, hi = math.log10(lo), math.log10(hi)
         if hi == lo:
@@ -107,6 +107,8 @@ class Scale:
     def ticks(self) -> list[float]:
         """Tick values: round steps, or decades on a log axis (with 2 and 5 between them when
         the axis spans less than two decades)."""
+        if self.fixed is not None:
+            return [t for t in self.fixed if self.lo <= t <= self.hi]
         if not self.log:
             return [t for t in nice_ticks(self.lo, self.hi) if self.lo <= t <= self.hi]
         decades = range(math.floor(self.lo), math.ceil(self.hi) + 1)
@@ -115,8 +117,14 @@ class Scale:
                 if self.lo <= math.log10(m * 10.0 ** k) <= self.hi]
 
     def label(self, t: float) -> str:
-        """A tick's text (``%g`` on a log axis: 0.01, 2e-05, 1e+06)."""
-        return f"{t:g}" if self.log else fmt(t)
+        """A tick's text: ``%g`` on a log axis (0.01, 2e-05, 1e+06); on a linear one as many
+        decimals as the tick step needs (steps of 0.0005 -> "2.8305", "2.8310")."""
+        if self.log or self.fixed is not None:
+            return f"{t:g}"
+        ticks = nice_ticks(self.lo, self.hi)
+        if len(ticks) < 2 or not 1e-4 <= max(abs(self.lo), abs(self.hi)) < 1e6:
+            return f"{t:.3g}"
+        return f"{t:.{max(0, -math.floor(math.log10(ticks[1] - ticks[0])))}f}"
 
 
 def _ok(v: Any, log: bool) -> bool:
@@ -154,9 +162,11 @@ def _axes(sx: Scale, sy: Scale, xlabel: str, ylabel: str, box: tuple[float, floa
 
 
 def chart(series: Sequence[Series], *, title: str, xlabel: str, ylabel: str, key: str,
-          xlog: bool = False, ylog: bool = False, width: int = 520, height: int = 300) -> str:
+          xlog: bool = False, ylog: bool = False, xticks: Sequence[float] | None = None,
+          width: int = 520, height: int = 300) -> str:
     """A line/point chart of ``series`` with hover values (non-finite points, and points <= 0
-    on a log axis, are left out and counted in the caption)."""
+    on a log axis, are left out and counted in the caption); ``xticks`` fixes the x ticks
+    (e.g. whole layer numbers)."""
     pts = [[(i, float(x), float(y)) for i, (x, y) in enumerate(zip(s.x, s.y))
             if _ok(x, xlog) and _ok(y, ylog)] for s in series]
     dropped = sum(len(s.x) for s in series) - sum(len(p) for p in pts)
@@ -170,7 +180,7 @@ def chart(series: Sequence[Series], *, title: str, xlabel: str, ylabel: str, key
     if not xs:
         return _frame(title, key, width, 60, '<text x="10" y="30">no finite values</text>')
     box = (62.0, height - 42.0, width - 12.0, 12.0 + (14 if len(series) > 1 else 0))
-    sx = Scale(min(xs), max(xs), box[0], box[2], xlog)
+    sx = Scale(min(xs), max(xs), box[0], box[2], xlog, fixed=xticks)
     sy = Scale(min(ys), max(ys), box[1], box[3], ylog)
     out = [_axes(sx, sy, xlabel, ylabel, box)]
     for k, (s, p) in enumerate(zip(series, pts)):

@@ -203,7 +203,8 @@ def _attention(r: Any) -> View:
             tips.append(f"{lay.name} head {h}: entropy {H.fmt(float(lay.entropy[h]))}")
     charts = [chart([Series("entropy", xs, ys, style="points", tips=tips)],
                     title="attention entropy per head", xlabel="attention call (heads side by "
-                    "side)", ylabel="entropy (nats)", key="attention-entropy")] if xs else []
+                    "side)", ylabel="entropy (nats)", key="attention-entropy",
+                    xticks=list(range(len(r.layers))))] if xs else []
     return View(intro=f"Attention of every head on {r.n_samples} inputs: entropy, distance, "
                       "negative mass and row-sum deviation per head, the maps of one input and "
                       "the rollout.", charts=charts)
