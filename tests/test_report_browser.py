@@ -1,6 +1,6 @@
 """A report page in a real headless browser (Chromium from the system's packages).
 
-The page of a small model pair (every section that applies, one of them failed on purpose) is
+The page of a small model pair (every section that applies, one failed on purpose) is
 opened through the DevTools protocol: it must load without a console error or an uncaught
 exception, make no request but the file itself (figures are ``data:`` URLs written in the file),
 show every section, give every figure a non-zero size, show a chart's hover readout, and leave
@@ -15,10 +15,7 @@ import shutil
 
 import pytest
 
-from plotting.report.build import build_report
-
 from .browser import Chromium, find_chromium
-from .report_pages import small_mlps
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -27,13 +24,10 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    a, b = small_mlps()
-    rep = build_report(a, "digits", second=b, quick=True, progress=False,
-                       options={"ntk": {"top_k": -1}})  # ntk fails: an error section
+def page(mlp_report, tmp_path_factory):
     path = tmp_path_factory.mktemp("report") / "report.html"
-    rep.save(path, progress=False)
-    return rep, path
+    path.write_text(mlp_report.html, encoding="utf-8")
+    return mlp_report.report, path
 
 
 def test_page_in_chromium(page, tmp_path):
@@ -56,7 +50,7 @@ def test_page_in_chromium(page, tmp_path):
     statuses = {s["key"]: s["status"] for s in check.sections}
     assert all(s["height"] > 0 for s in check.sections)
     expected = {"model": "ok", **{s.key: s.status for s in rep.sections}, "not-run": ""}
-    assert statuses == expected and statuses["ntk"] == "failed"
+    assert statuses == expected and statuses["outliers"] == "failed"
 
     assert check.figures and all(f["width"] > 0 and f["height"] > 0 for f in check.figures)
     assert all(f["complete"] and f["natural"] > 0 for f in check.figures if f["tag"] == "img")
