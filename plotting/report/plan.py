@@ -50,9 +50,9 @@ MAX_PARAMS = 2_000_000
 
 STANDARD: dict[str, dict[str, Any]] = {
     "esd": {},
-    "hessian": dict(top_k=5, which="both", trace_budget=48, density=True, density_probes=3,
-                    density_steps=48),
-    "outliers": dict(extra=5, residual=False, samples=512),
+    "hessian": dict(top_k=5, which="both", trace_budget=40, density=True, density_probes=3,
+                    density_steps=40),
+    "outliers": dict(extra=5, residual=False, samples=256),
     "landscape": dict(dims=2, steps=21),
     "lmc": dict(steps=11),
     "attention": dict(samples=64),
