@@ -64,7 +64,7 @@ pre{background:#f3f4f6;padding:8px;border-radius:6px;overflow-x:auto;font-size:1
 .formula{font-size:15px;background:#f3f6fb;border-radius:6px;padding:8px 12px;
  overflow-x:auto}
 .charts{display:flex;flex-wrap:wrap;gap:12px}
-figure.ik-chart{position:relative;margin:8px 0;display:inline-block;max-width:100%}
+figure.ik-chart{position:relative;margin:8px 0;display:inline-block;max-width:100%!important}
 figure.ik-chart svg{max-width:100%;height:auto;font:11px system-ui,sans-serif}
 figure.ik-chart figcaption{font-size:12px;color:var(--mute)}
 figure.ik-chart .hint{font-style:italic}

@@ -30,6 +30,9 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#1
 #: at most this many hover points per series (evenly thinned; the line keeps every point)
 MAX_POINTS = 600
 
+#: a log axis spans at most this many decades below the largest value (smaller ones not drawn)
+LOG_DECADES = 8
+
 #: the page's hover script: one readout per chart, positioned beside the hovered element
 SCRIPT = """
 (function () {
@@ -111,9 +114,10 @@ class Scale:
             return [t for t in self.fixed if self.lo <= t <= self.hi]
         if not self.log:
             return [t for t in nice_ticks(self.lo, self.hi) if self.lo <= t <= self.hi]
+        every = max(1, math.ceil((self.hi - self.lo) / 6))  # at most ~6 decade labels
         decades = range(math.floor(self.lo), math.ceil(self.hi) + 1)
         steps = (1, 2, 5) if self.hi - self.lo < 2 else (1,)
-        return [m * 10.0 ** k for k in decades for m in steps
+        return [m * 10.0 ** k for k in decades if k % every == 0 for m in steps
                 if self.lo <= math.log10(m * 10.0 ** k) <= self.hi]
 
     def label(self, t: float) -> str:
@@ -131,8 +135,19 @@ def _ok(v: Any, log: bool) -> bool:
     return v is not None and math.isfinite(float(v)) and (not log or float(v) > 0)
 
 
+def _runs(points: list[tuple[int, float, float]]) -> list[list[tuple[int, float, float]]]:
+    """Runs of consecutive indices with at least two points (the pieces of a broken line)."""
+    runs: list[list[tuple[int, float, float]]] = []
+    for q in points:
+        if runs and runs[-1][-1][0] == q[0] - 1:
+            runs[-1].append(q)
+        else:
+            runs.append([q])
+    return [r for r in runs if len(r) > 1]
+
+
 def _frame(title: str, key: str, width: int, height: int, inner: str, note: str = "") -> str:
-    return (f'<figure class="ik-chart" data-chart="{esc(key)}">'
+    return (f'<figure class="ik-chart" data-chart="{esc(key)}" style="width:{width}px">'
             f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" '
             f'height="{height}" role="img" aria-label="{esc(title)}">{inner}</svg>'
             f'<div class="ik-tip" hidden></div>'
@@ -140,19 +155,19 @@ def _frame(title: str, key: str, width: int, height: int, inner: str, note: str 
             f' <span class="hint">(hover for values)</span></figcaption></figure>')
 
 
-def _axes(sx: Scale, sy: Scale, xlabel: str, ylabel: str, box: tuple[float, float, float, float]
-          ) -> str:
+def _axes(sx: Scale, sy: Scale, xlabel: str, ylabel: str, box: tuple[float, float, float, float],
+          grid: bool = True) -> str:
     x0, y0, x1, y1 = box
     out = [f'<rect class="plot" x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}"/>']
     for t in sx.ticks():
         px = sx(t)
-        out.append(f'<line class="grid" x1="{px:.1f}" x2="{px:.1f}" y1="{y0}" y2="{y1}"/>'
-                   f'<text class="tick" x="{px:.1f}" y="{y0 + 14}" text-anchor="middle">'
+        out.append((f'<line class="grid" x1="{px:.1f}" x2="{px:.1f}" y1="{y0}" y2="{y1}"/>'
+                    if grid else "") + f'<text class="tick" x="{px:.1f}" y="{y0 + 14}" text-anchor="middle">'
                    f"{esc(sx.label(t))}</text>")
     for t in sy.ticks():
         py = sy(t)
-        out.append(f'<line class="grid" x1="{x0}" x2="{x1}" y1="{py:.1f}" y2="{py:.1f}"/>'
-                   f'<text class="tick" x="{x0 - 5}" y="{py + 3:.1f}" text-anchor="end">'
+        out.append((f'<line class="grid" x1="{x0}" x2="{x1}" y1="{py:.1f}" y2="{py:.1f}"/>'
+                    if grid else "") + f'<text class="tick" x="{x0 - 5}" y="{py + 3:.1f}" text-anchor="end">'
                    f"{esc(sy.label(t))}</text>")
     out.append(f'<text class="label" x="{(x0 + x1) / 2}" y="{y0 + 32}" text-anchor="middle">'
                f"{esc(xlabel)}</text>")
@@ -169,6 +184,9 @@ def chart(series: Sequence[Series], *, title: str, xlabel: str, ylabel: str, key
     (e.g. whole layer numbers)."""
     pts = [[(i, float(x), float(y)) for i, (x, y) in enumerate(zip(s.x, s.y))
             if _ok(x, xlog) and _ok(y, ylog)] for s in series]
+    if ylog and any(pts):
+        floor = max(y for p in pts for _, _, y in p) * 10.0 ** -LOG_DECADES
+        pts = [[q for q in p if q[2] >= floor] for p in pts]
     dropped = sum(len(s.x) for s in series) - sum(len(p) for p in pts)
     xs = [x for p in pts for _, x, _ in p]
     ys = [y for p in pts for _, _, y in p]
@@ -186,9 +204,10 @@ def chart(series: Sequence[Series], *, title: str, xlabel: str, ylabel: str, key
     for k, (s, p) in enumerate(zip(series, pts)):
         colour = s.colour or COLOURS[k % len(COLOURS)]
         out.append(f'<g class="series" data-series="{esc(s.label)}" style="--c:{colour}">')
-        if s.style in ("line", "both") and len(p) > 1:
-            path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for _, x, y in p)
-            out.append(f'<polyline class="line" points="{path}"/>')
+        if s.style in ("line", "both"):
+            for run in _runs(p):  # a line never bridges points that are not drawn
+                path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for _, x, y in run)
+                out.append(f'<polyline class="line" points="{path}"/>')
         step = max(1, math.ceil(len(p) / MAX_POINTS))
         for i, x, y in p[::step]:
             if s.err is not None and _ok(s.err[i], False):
@@ -209,7 +228,8 @@ def chart(series: Sequence[Series], *, title: str, xlabel: str, ylabel: str, key
             out.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{colour}"/>'
                        f'<text class="tick" x="{x + 14}" y="15">{esc(s.label)}</text>')
             x += 24 + 6.5 * len(s.label)
-    note = f"{dropped} non-finite or non-positive values not drawn" if dropped else ""
+    note = (f"{dropped} values not drawn (non-finite" + (", or more than "
+            f"{LOG_DECADES} decades below the largest" if ylog else "") + ")") if dropped else ""
     return _frame(title, key, width, height, "".join(out), note)
 
 
@@ -227,9 +247,12 @@ def _colours(z: np.ndarray, cmap: str) -> tuple[list[list[str]], float, float]:
 
 def heatmap(z: Any, xs: Sequence[float], ys: Sequence[float], *, title: str, xlabel: str,
             ylabel: str, zlabel: str, key: str, cmap: str = "viridis", width: int = 480,
-            height: int = 400, mark: tuple[float, float] | None = (0.0, 0.0)) -> str:
+            height: int = 400, mark: tuple[float, float] | None = (0.0, 0.0),
+            names: tuple[str, str] | None = None) -> str:
     """A heatmap of ``z[i, j]`` at ``(xs[i], ys[j])`` (x right, y up), one rectangle per cell
-    with its value on hover, a colour bar and ``mark`` (default the origin) as a cross."""
+    with its value on hover (``names`` of the coordinates there; default the axis labels), a
+    colour bar and ``mark`` (default the origin) as a cross."""
+    xname, yname = names or (xlabel, ylabel)
     z = np.asarray(z, dtype=float)
     hexes, lo, hi = _colours(z, cmap)
     box = (62.0, height - 42.0, width - 100.0, 12.0)
@@ -238,10 +261,10 @@ def heatmap(z: Any, xs: Sequence[float], ys: Sequence[float], *, title: str, xla
     ch = (box[1] - box[3]) / len(ys)
     sx = Scale(xs[0], xs[-1], box[0] + cw / 2, box[2] - cw / 2, pad=0.0)
     sy = Scale(ys[0], ys[-1], box[1] - ch / 2, box[3] + ch / 2, pad=0.0)
-    out = [_axes(sx, sy, xlabel, ylabel, box)]
+    out = [_axes(sx, sy, xlabel, ylabel, box, grid=False)]
     for i, x in enumerate(xs):
         for j, y in enumerate(ys):
-            tip = f"{xlabel} = {fmt(x)}, {ylabel} = {fmt(y)}: {zlabel} = {fmt(z[i, j])}"
+            tip = f"{xname} = {fmt(x)}, {yname} = {fmt(y)}: {zlabel} = {fmt(z[i, j])}"
             out.append(f'<rect class="cell" x="{box[0] + i * cw:.2f}" '
                        f'y="{box[1] - (j + 1) * ch:.2f}" width="{cw + 0.3:.2f}" '
                        f'height="{ch + 0.3:.2f}" fill="{hexes[i][j]}" data-i="{i}" data-j="{j}" '

@@ -101,7 +101,8 @@ def _esd(r: Any) -> View:
                             style="points", err=[row.get("sigma") or 0.0 for row in ok],
                             tips=tips)],
                     title="power-law alpha per weight matrix (± MLE standard error)",
-                    xlabel="matrix (forward order)", ylabel="alpha", key="esd-alpha")] if ok else []
+                    xlabel="matrix (forward order)", ylabel="alpha", key="esd-alpha",
+                    xticks=list(range(len(ok))))] if ok else []
     return View(
         intro="Eigenvalue spectra of every weight matrix's correlation matrix W^T W (no data): "
               "the power-law exponent alpha of each tail with its standard error, norms and "
@@ -166,8 +167,9 @@ def _landscape(r: Any) -> View:
                                 ylabel="accuracy", key="landscape-accuracy"))
     else:
         charts = [heatmap(loss, r.axes[0], r.axes[1], title="loss on the plane (the cross "
-                          "marks the trained weights)", xlabel="a", ylabel="b", zlabel="loss",
-                          key="landscape-plane")]
+                          "marks the trained weights)", xlabel=r.axis_label(0),
+                          ylabel=r.axis_label(1), zlabel="loss", key="landscape-plane",
+                          names=("a", "b"))]
     return View(intro=f"Training loss around the trained weights theta on a {r.dims}-D grid "
                       f"theta + a d1{' + b d2' if r.dims == 2 else ''} along {kind} directions "
                       f"({r.directions_info.get('norm', 'filter')}-normalised, Li et al. 2018).",
