@@ -56,6 +56,29 @@ def test_readme_shows_every_figure_with_numbers(gallery):
     assert not list(gallery.glob(".*.tmp")), "a temporary file was left behind"
 
 
+def test_html_page_shows_every_figure_beside_the_readme(gallery):
+    """index.html (the report's page code) embeds the very PNGs the README links, section by
+    section, and points nowhere outside itself."""
+    import base64
+    import html
+
+    from .report_pages import PageReader
+
+    text = (gallery / "index.html").read_text()
+    readme = (gallery / "README.md").read_text()
+    titles = re.findall(r"^## (.+)$", readme, flags=re.M)
+    shown = re.findall(r'<section id="[^"]*" data-section="[^"]*"[^>]*><h2>([^<]*)', text)
+    assert [html.unescape(t) for t in shown] == titles
+    page = PageReader(text)
+    embedded = [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"',
+                                                        text)]
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert embedded == [(gallery / name).read_bytes() for name in linked]
+    assert "http" not in text.split("<body>", 1)[1]
+    assert page.charts  # Results drawn interactively where a figure came from one
+    assert "versions" in text
+
+
 def test_second_run_uses_the_cache(gallery, capsys):
     cached = sorted(p.name for p in (gallery / ".cache").glob("*.pt"))
     assert cached, "no trained checkpoint was cached"

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inspect_kit.results import Result, to_jsonable
+from inspect_kit.results import Result, measure, to_jsonable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +42,23 @@ class LMCResult(Result):
     buffers: str = "follow"
 
     omit_if_none: ClassVar[tuple[str, ...]] = ("layerwise",)
+    item_keys: ClassVar[tuple[str, ...]] = ("path", "split")
+    main_figure: ClassVar[str | None] = "plotting.lmc:plot_lmc"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LMCResult:
         data = dict(data)
         data["splits"] = tuple(data.get("splits", ()))
         return super().from_dict(data)
+
+    def headline(self) -> list[dict[str, Any]]:
+        """The barriers of the final path, per split (item: the split)."""
+        out = []
+        for kind in ("barrier_mean", "barrier_linear"):
+            for what in ("loss", "error"):
+                values = getattr(self, kind).get(what) or {}
+                out += [measure(split, f"{what}_{kind}", v) for split, v in values.items()]
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per (path, split): both barriers for loss and error."""
