@@ -119,8 +119,13 @@ def _compare_randomize_with_weightwatcher(model: nn.Module) -> None:
     from analyses.esd.ww_backend import run_weightwatcher, ww_rows
 
     ours = esd(model, method="compat", randomize=True, n_boot=0, progress=False)
-    theirs = {r["name"]: r for r in ww_rows(run_weightwatcher(model, randomize=True,
-                                                              mp_fit=False))}
+    state = np.random.get_state()
+    np.random.seed(0)  # WeightWatcher shuffles with numpy's global generator: fix its draw
+    try:
+        theirs = {r["name"]: r for r in ww_rows(run_weightwatcher(model, randomize=True,
+                                                                  mp_fit=False))}
+    finally:
+        np.random.set_state(state)
     assert set(theirs) == {r["name"] for r in ours.layers}
     for name, t in theirs.items():
         o = ours.row(name)
