@@ -7,6 +7,7 @@
   differences of plain ``loss.backward()`` gradients on a copy of the module;
 * Lanczos on a 400-dimensional matrix with an isolated top eigenvalue, near-degenerate pairs and
   a cluster, where the three-term recurrence without reorthogonalisation returns ghost copies;
+* Lanczos on matrices with repeated eigenvalues whose Krylov space breaks down;
 * the options that had no test: ``blocks="param"`` and custom groups, ``include=``,
   ``density_threshold``, ``density_deflate``, ``method="exact"`` blocks.
 """
