@@ -19,7 +19,7 @@ Before the mutations, the same tests run on the unmodified copy and must pass.
     python tests/mutations.py --suite         # the whole default suite per mutation
     python tests/mutations.py --only lanczos-no --tests NODE_ID   # does that test alone catch it?
 
-This is a slow job (about 10-20 minutes of CPU for all mutations on one core); run it with
+This is a slow job (about 5 minutes of CPU, 10 minutes wall on a loaded 2-core machine); run it with
 ``OMP_NUM_THREADS=1`` on a quiet machine or under ``nice``. ``tests/test_mutations.py`` wraps it
 as a ``@pytest.mark.slow`` test.
 """

@@ -3,7 +3,7 @@
 The fast test keeps the list honest: every mutation still finds the exact code it changes
 (once) and the mutated file still compiles, so a refactoring cannot silently turn a planted bug
 into a no-op. The slow test re-plants every bug in a temporary copy of the repository and runs
-the tests that must catch it (10-20 minutes of CPU; run it with ``pytest -m slow
+the tests that must catch it (about 5 minutes of CPU; run it with ``pytest -m slow
 tests/test_mutations.py`` or ``python tests/mutations.py``).
 """
 
