@@ -15,8 +15,11 @@ so every value comes with a residual norm and a ``converged`` flag (residual <= 
 residual of its Ritz value (Weyl / Kahan), and within ``residual^2 / gap`` once isolated.
 Floating-point loss of orthogonality (ghost copies of converged values) is prevented by
 reorthogonalising every new vector against all previous ones, twice ("twice is enough",
-Giraud et al. 2005). A breakdown (``beta_j ~ 0``: an invariant subspace was found) restarts
-with a random vector orthogonal to the basis, so repeated eigenvalues are found too.
+Giraud et al. 2005). A breakdown (``beta_j ~ 0``: an invariant subspace was found, which holds
+one copy of each eigenvalue it touches) restarts with a random vector orthogonal to the basis
+and runs at least ``want + 2`` more products before converged values are trusted, so copies of
+repeated eigenvalues are found too (a single start vector cannot see a multiplicity whose
+first copy converges long before any breakdown; block methods can).
 
 Unlike power iteration (PyHessian), Lanczos converges at both ends of the spectrum at once and
 much faster when eigenvalues are close (the rate depends on the gap relative to the spread,
@@ -224,7 +227,7 @@ def lanczos_eigs(
     q = torch.randn(n, generator=g, dtype=op.dtype, device=op.device)
     q = q / q.norm()
     T = np.zeros((m_max, m_max))
-    beta, products, restarts = 0.0, 0, 0
+    beta, products, restarts, fresh = 0.0, 0, 0, 0
     theta = s = idx = None
     res = np.zeros(0)
     norm = 1e-300
@@ -248,7 +251,12 @@ def lanczos_eigs(
             pbar.update(1)
             pbar.set_postfix(error=f"{float(err.max()) / norm:.1e}", restarts=restarts,
                              refresh=False)
-            if products >= first and np.all(err <= tol * norm):
+            # after a breakdown (an invariant subspace below n dimensions, which holds one copy
+            # of each eigenvalue it touches) the search continues in the complement for at
+            # least `first` products before converged Ritz values are trusted: that is where
+            # the copies of repeated eigenvalues are
+            breakdown = beta <= 1e-10 * norm and m < n
+            if products - fresh >= first and np.all(err <= tol * norm) and not breakdown:
                 break
             if products >= steps or (m == n and not restarts):
                 break
@@ -256,6 +264,7 @@ def lanczos_eigs(
                 r = torch.randn(n, generator=g, dtype=op.dtype, device=op.device)
                 w, _ = Q.orthogonalize(r)
                 beta_next = 0.0
+                fresh = products
             else:
                 beta_next = beta
             if Q.m == m_max:  # thick restart: keep the wanted Ritz vectors
