@@ -92,8 +92,8 @@ MUTATIONS = (
       "SLQ's Lanczos (lanczos_tridiag) without reorthogonalisation: ghost quadrature nodes",
       (H_NEW, H_ACC)),
     M("hessian-lanczos-stops-at-breakdown", "analyses/hessian/lanczos.py",
-      "if products - fresh >= first and np.all(res <= tol * norm) and not breakdown:",
-      "if products >= first and np.all(res <= tol * norm):",
+      "if products - fresh >= first and np.all(err <= tol * norm) and not breakdown:",
+      "if products >= first and np.all(err <= tol * norm):",
       "Lanczos trusts converged Ritz values at a breakdown instead of searching the complement "
       "for copies of repeated eigenvalues (the behaviour fixed with these tests)", (H_NEW,)),
     M("hessian-density-threshold-ignored", "analyses/hessian/api.py",
