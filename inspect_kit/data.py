@@ -217,6 +217,9 @@ def _modadd_spec(spec: str) -> DataBundle:
 
 
 def _from_file(path: Path) -> DataBundle:
+    from . import torchfile
+    from .errors import CheckpointError, first_line
+
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
     try:
@@ -224,28 +227,63 @@ def _from_file(path: Path) -> DataBundle:
             with np.load(path, allow_pickle=False) as z:
                 d = {k: torch.from_numpy(z[k]) for k in z.files}
         elif path.suffix == ".pt":
-            d = torch.load(path, weights_only=True, map_location="cpu")
+            d = torchfile.load(path)  # zip format only: the file cannot choose an allocation
         else:
             raise DataError(f"data file {path} must end in .pt or .npz")
     except DataError:
         raise
+    except CheckpointError as exc:
+        raise DataError(f"cannot read data file: {exc}") from exc
+    except MemoryError as exc:
+        raise DataError(f"reading data file {path} ran out of memory") from exc
     except Exception as exc:  # unreadable or unsafe file
-        raise DataError(f"cannot read data file {path}: {exc}") from exc
+        raise DataError(f"cannot read data file {path}: {first_line(exc)}") from exc
     if not isinstance(d, dict):
         raise DataError(f"data file {path} must hold a dict of tensors ('x' and 'y', or model "
                         "inputs such as 'input_ids' with 'labels')")
-
-    def t(v: Any) -> torch.Tensor:
-        v = torch.as_tensor(v)
-        return v.float() if v.is_floating_point() else v.long()
-
     if "x" in d and "y" in d:
-        return DataBundle(
-            name=path.stem, x_train=t(d["x"]), y_train=t(d["y"]),
-            x_test=t(d["x_test"]) if "x_test" in d else None,
-            y_test=t(d["y_test"]) if "y_test" in d else None,
-        )
+        return _xy_bundle(path, d)
     return _dict_bundle(path, d)
+
+
+def _xy_bundle(path: Path, d: dict[str, Any]) -> DataBundle:
+    """``x``/``y`` (and optionally ``x_test``/``y_test``), checked: same sample count N >= 1,
+    real numbers, labels (N,) or float targets (N,)/(N, k)."""
+    x, y = _array(d["x"], path, "x"), _array(d["y"], path, "y")
+    _check_pair(x, y, path, "")
+    xt = _array(d["x_test"], path, "x_test") if "x_test" in d else None
+    yt = _array(d["y_test"], path, "y_test") if "y_test" in d else None
+    if (xt is None) != (yt is None):
+        raise DataError(f"data file {path} has only one of x_test and y_test; give both or neither")
+    if xt is not None and yt is not None:
+        _check_pair(xt, yt, path, "_test")
+        if xt.shape[1:] != x.shape[1:] or yt.shape[1:] != y.shape[1:] \
+                or xt.is_floating_point() != x.is_floating_point() \
+                or yt.is_floating_point() != y.is_floating_point():
+            raise DataError(f"data file {path}: x_test/y_test differ from x/y in sample shape or "
+                            "kind (float vs integer)")
+    return DataBundle(name=path.stem, x_train=x, y_train=y, x_test=xt, y_test=yt)
+
+
+def _array(v: Any, path: Path, name: str) -> torch.Tensor:
+    """A real tensor: floating -> float32, integer/bool -> int64; anything else refused."""
+    try:
+        v = torch.as_tensor(v)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"data file {path}: {name} is not an array ({type(v).__name__})") from exc
+    if v.is_complex():
+        raise DataError(f"data file {path}: {name} is complex ({v.dtype}); give real numbers")
+    return v.float() if v.is_floating_point() else v.long()
+
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor, path: Path, tag: str) -> None:
+    """``x`` (N, ...) and ``y`` (N,) or (N, k) with the same N >= 1."""
+    if x.dim() < 1 or y.dim() < 1 or len(x) != len(y) or len(x) == 0:
+        raise DataError(f"data file {path}: x{tag} {tuple(x.shape)} and y{tag} {tuple(y.shape)} "
+                        "must hold the same number N >= 1 of samples along the first axis")
+    if y.dim() > 2 or (not y.is_floating_point() and y.dim() != 1):
+        raise DataError(f"data file {path}: y{tag} has shape {tuple(y.shape)}; use class labels "
+                        "(N,) of integers or regression targets (N,) / (N, k) of floats")
 
 
 def _dict_bundle(path: Path, d: dict[str, Any]) -> DataBundle:
@@ -264,6 +302,10 @@ def _dict_bundle(path: Path, d: dict[str, Any]) -> DataBundle:
         target = part.pop(key)
         if not part:
             raise DataError(f"data file {path}: {where} has a target but no model inputs")
+        flat = [k for k, v in (*part.items(), (key, target)) if v.dim() == 0]
+        if flat:
+            raise DataError(f"data file {path}: {where} has scalars ({', '.join(flat)}); every "
+                            "tensor needs a first axis of samples")
         n = {len(v) for v in part.values()} | {len(target)}
         if len(n) != 1:
             raise DataError(f"data file {path}: {where} holds tensors of different lengths {n}")

@@ -17,12 +17,21 @@ Every loss returns the *mean* over a batch (batches are then weighted by their s
 ``None`` picks by task: cross-entropy for integer targets, MSE for floating ones, and
 ``causal_lm`` for causal language models (:func:`is_causal_lm`).
 
+The named losses check the targets against the output first (shapes, class labels in range),
+so data that does not fit the model is a :class:`~inspect_kit.errors.DataError` (exit 2 on the
+command line) saying what was expected, not a torch error from deep inside an analysis.
+
 >>> import torch
 >>> z = torch.zeros(2, 3, 5); y = torch.tensor([[1, 2, -100], [0, -100, -100]])
 >>> round(float(cross_entropy(z, y)), 6) == round(float(torch.log(torch.tensor(5.0))), 6)
 True
 >>> round(float(causal_lm(z, y)), 6) == round(float(torch.log(torch.tensor(5.0))), 6)
 True
+>>> try:
+...     cross_entropy(torch.zeros(4, 3), torch.tensor([0, 1, 2, 5]))
+... except DataError as exc:
+...     print(exc)
+class labels outside [0, 3) for a model with 3 outputs; check the data's targets or the model
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .errors import OptionError
+from .errors import DataError, OptionError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 IGNORE_INDEX = -100
@@ -47,10 +56,29 @@ def task_of(y: torch.Tensor) -> str:
 
 def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy; ``(N, T, C)`` outputs against ``(N, T)`` targets are per token."""
-    if out.dim() >= 3 and y.dim() == out.dim() - 1:
+    if out.dim() >= 3 and y.dim() == out.dim() - 1 and not y.is_floating_point():
+        _check_labels(y, tuple(out.shape[:-1]), out.shape[-1], out.shape)
         return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1),
                                ignore_index=IGNORE_INDEX)
+    if y.is_floating_point():
+        if y.shape != out.shape:
+            raise DataError(f"cross-entropy with float targets needs probabilities of the "
+                            f"output's shape {tuple(out.shape)}, got {tuple(y.shape)}; for "
+                            "regression use --loss mse")
+    else:
+        want = tuple(out.shape[:1]) + tuple(out.shape[2:]) if out.dim() > 1 else ()
+        _check_labels(y, want, out.shape[1] if out.dim() > 1 else out.shape[0], out.shape)
     return F.cross_entropy(out, y, ignore_index=IGNORE_INDEX)
+
+
+def _check_labels(y: torch.Tensor, want: tuple[int, ...], C: int, out_shape: Any) -> None:
+    """Class labels of shape ``want`` in ``[0, C)`` or the ignore index, else DataError."""
+    if tuple(y.shape) != want:
+        raise DataError(f"the class labels have shape {tuple(y.shape)} but the model outputs "
+                        f"{tuple(out_shape)} (labels of shape {want} expected)")
+    if bool(((y >= C) | ((y < 0) & (y != IGNORE_INDEX))).any()):
+        raise DataError(f"class labels outside [0, {C}) for a model with {C} outputs; check the "
+                        "data's targets or the model")
 
 
 def causal_lm(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -63,7 +91,11 @@ def causal_lm(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over every element (targets reshaped to the output)."""
+    """Mean squared error over every element (targets reshaped to the output; as many values
+    as the output, else :class:`DataError`)."""
+    if y.numel() != out.numel():
+        raise DataError(f"regression targets of shape {tuple(y.shape)} do not match the model's "
+                        f"output {tuple(out.shape)}; check the data or --loss")
     return F.mse_loss(out, y.reshape(out.shape).to(out.dtype))
 
 

@@ -1,8 +1,8 @@
 """Memory budgets: what a request may allocate, decided before the work starts.
 
 ``memory=`` options accept bytes (an int) or a string such as ``"8GB"``, ``"512MiB"``; None
-means half of the memory the system reports as available (``MemAvailable`` in
-``/proc/meminfo``; 8 GiB where that is unknown).
+means half of the memory this process can still allocate (``MemAvailable`` in
+``/proc/meminfo``, lowered by ``ulimit -v``/``-d``: :func:`inspect_kit.limits.available_memory`).
 
 >>> parse_bytes("1.5GB"), parse_bytes("512MiB"), parse_bytes(1024)
 (1500000000, 536870912, 1024)
@@ -37,15 +37,11 @@ def parse_bytes(value: int | float | str) -> int:
 
 
 def available_bytes() -> int:
-    """Memory the system reports as available (MemAvailable), or 8 GiB when unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 8 * 2**30
+    """Memory this process can still allocate: the system's available memory (MemAvailable),
+    lowered by ``ulimit -v``/``-d`` (:func:`inspect_kit.limits.available_memory`)."""
+    from .limits import available_memory
+
+    return available_memory()
 
 
 def budget(memory: int | float | str | None) -> int:

@@ -84,7 +84,7 @@ def test_json_keys_and_round_trip(karat, digits, tmp_path):
     assert back.to_dict() == d
     no_ro = attention(karat, "digits", rollout=False, samples=4)
     assert "rollout" not in no_ro.to_dict()
-    assert len(no_ro.to_frame()) == 8
+    assert len(no_ro.wide_frame()) == 8
 
 
 def test_encoder_sequence_gets_no_invented_grid():

@@ -59,7 +59,7 @@ def test_swin_reported_per_window(fused):
         img = torch.roll(img, shifts=blk.shift_size, dims=(0, 1)).permute(2, 0, 1)
         assert lay.window_map.shape == (2, 8, 8)
         np.testing.assert_allclose(lay.window_map, img.numpy(), atol=1e-6)
-    assert res.to_frame()["windows"].tolist() == [4] * 4
+    assert res.wide_frame()["windows"].tolist() == [4] * 4
 
 
 def test_swin_rollout_true_is_an_option_error_and_json_round_trip(tmp_path):

@@ -95,9 +95,12 @@ def test_dict_batches_from_a_file_keep_token_ids_integer(tmp_path):
 
 def test_loss_defaults_by_task():
     out = torch.randn(4, 3)
-    ce = resolve_loss(None, torch.tensor([0, 1, 2, 0]))
     y = torch.tensor([0, 1, 2, 0])
+    ce = resolve_loss(None, y)
     torch.testing.assert_close(ce(out, y), torch.nn.functional.cross_entropy(out, y))
+    for bad in (torch.tensor([0, 1, 3, 0]), torch.zeros(4, 3, dtype=torch.long), y[:3]):
+        with pytest.raises(DataError):  # labels that do not fit the output: not a torch error
+            ce(out, bad)
     mse = resolve_loss(None, torch.randn(4, 3))
     t = torch.randn(4, 3)
     torch.testing.assert_close(mse(out, t), ((out - t) ** 2).mean())

@@ -145,6 +145,7 @@ def runs(tmp_path_factory):
     saved = json.loads((single_dir / "ls.json").read_text())
     done = list(range(0, 25, 3))  # every third point finished, with a sentinel value
     saved["loss"] = [SENTINEL if i in done else None for i in range(25)]
+    del saved["checksum"]  # a hand-made file (a kit-written one is refused once edited)
     saved["accuracy"] = [0.5 if i in done else None for i in range(25)]
     (multi / "resume.json").write_text(json.dumps(saved))
     save_checkpoint(_model(sa), multi / "a.pt")

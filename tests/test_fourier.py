@@ -247,5 +247,5 @@ def test_contract_options_silence_and_json(grokked, audit, tmp_path, capsys):
     assert back.key_frequencies == audit.key_frequencies and back.metrics == audit.metrics
     np.testing.assert_array_equal(back.neuron_frequency, audit.neuron_frequency)
     np.testing.assert_allclose(back.trajectory["test_loss"], audit.trajectory["test_loss"])
-    assert len(audit.rows()) == P // 2 and audit.to_frame()["key"].sum() == len(
+    assert len(audit.rows()) == P // 2 and audit.wide_frame()["key"].sum() == len(
         audit.key_frequencies)

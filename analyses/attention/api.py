@@ -23,9 +23,11 @@ from torch import nn
 from inspect_kit.attention import capture_attention, unpatched_bindings
 from inspect_kit.data import DataBundle, load_data
 from inspect_kit.errors import OptionError, UnsupportedModelError
+from inspect_kit.params import check_finite, named_params
 from inspect_kit.progress import bar
 from inspect_kit.provenance import entry_point
 from inspect_kit.view import ModelView
+from inspect_kit.view.batches import check_finite as check_batches
 from inspect_kit.view.batches import concat
 from inspect_kit.zoo import spec_of
 
@@ -124,6 +126,10 @@ def attention(
         raise OptionError(f"index={index} is outside the {n} inputs used; pass "
                           f"0 <= index < {n} (or raise samples)")
     index = int(index)
+    # NaN/inf inputs or weights give NaN maps (padded rows of a sequence legitimately do too,
+    # so the maps themselves are not the test)
+    check_batches([batch], f"data of split {split!r}")
+    check_finite(named_params(model, trainable_only=False))
     with bar(1, "attention", progress) as pb, torch.no_grad(), view.mode(), \
             capture_attention(model, families=families, patch_modules=patch_modules) as rec:
         view.call(view.state, batch)

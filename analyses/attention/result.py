@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from inspect_kit.results import Result
+from inspect_kit.results import WHOLE, Result, measure
 
 
 def _nan_array(value: Any) -> np.ndarray:
@@ -140,6 +140,16 @@ class AttentionResult(Result):
 
     result_type: ClassVar[str] = "AttentionResult"
     omit_if_none: ClassVar[tuple[str, ...]] = ("rollout",)
+    item_keys: ClassVar[tuple[str, ...]] = ("layer", "name", "head")
+    main_figure: ClassVar[str | None] = "plotting.attention.summary:plot_summary"
+
+    def headline(self) -> list[dict[str, Any]]:
+        """Attention calls, heads, inputs and the mean entropy over every head."""
+        ent = [float(np.mean(lay.entropy)) for lay in self.layers]
+        return [measure(WHOLE, "layers", len(self.layers)),
+                measure(WHOLE, "heads", sum(lay.heads for lay in self.layers)),
+                measure(WHOLE, "n_samples", self.n_samples),
+                measure(WHOLE, "mean_entropy", float(np.mean(ent)) if ent else None)]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttentionResult:

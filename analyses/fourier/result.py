@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from inspect_kit.results import Result, _nan_array
+from inspect_kit.results import WHOLE, Result, _nan_array, measure
 
 #: the per-split metrics of ``metrics`` and of the trajectory (``{split}_{name}``)
 METRICS = ("loss", "accuracy", "restricted_loss", "restricted_accuracy", "excluded_loss",
@@ -62,6 +62,19 @@ class FourierResult(Result):
     omit_if_none: ClassVar[tuple[str, ...]] = (
         "unembedding_spectrum", "neuron_fractions", "neuron_frequency", "neuron_purity",
         "neuron_spectrum", "trajectory")
+    item_keys: ClassVar[tuple[str, ...]] = ("frequency",)
+    main_figure: ClassVar[str | None] = "plotting.fourier:plot_summary"
+
+    def headline(self) -> list[dict[str, Any]]:
+        """The key frequencies' share of the embedding and of the logits, then every metric of
+        every split (item: the split)."""
+        keys = list(self.key_frequencies)
+        out = [measure(WHOLE, "key_share", self.key_share),
+               measure(WHOLE, "key_logit_energy", float(self.logit_energy[keys].sum())),
+               measure(WHOLE, "key_frequencies", len(keys))]
+        for split, m in self.metrics.items():
+            out += [measure(split, k, v) for k, v in m.items() if isinstance(v, (int, float))]
+        return out
 
     @property
     def n_frequencies(self) -> int:

@@ -29,6 +29,7 @@ from inspect_kit.errors import OptionError
 from inspect_kit.provenance import entry_point
 from inspect_kit.view import make_view
 
+from . import budget
 from .blocks import block_spectra, group_parameters
 from .hutchinson import hutchinson_trace
 from .hutchpp import hutchpp_trace
@@ -83,6 +84,7 @@ def hessian(
     memory: int | str | None = None,
     seed: int = 0,
     return_vectors: bool = False,
+    force: bool = False,
     progress: bool | None = None,
 ) -> HessianResult:
     """Curvature of the loss of ``model`` on ``data`` (Hessian w.r.t. the selected parameters).
@@ -119,6 +121,10 @@ def hessian(
       what fits.
 
     The model is never modified (functional evaluation on copies of the parameters).
+    Before the first product (:mod:`.budget`): ``top_k`` above the number of parameters is an
+    :class:`~inspect_kit.errors.OptionError`, and products estimated (from a timed loss
+    evaluation) to take longer than the kit's time limit (:data:`inspect_kit.limits.TIME_LIMIT`)
+    a :class:`~inspect_kit.errors.SizeLimitError` unless ``force=True``.
     """
     if backend == "exact":  # the pre-0.2 spelling of method="exact"
         warnings.warn("hessian(backend='exact') is deprecated; use method='exact'",
@@ -136,11 +142,22 @@ def hessian(
         raise OptionError(f"top_k must be >= 0, got {top_k!r}")
     if curvature not in CURVATURES:
         raise OptionError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
+    if trace and int(trace_budget) < (3 if trace_method == "hutch++" else 2):
+        raise OptionError(f"trace_budget must be >= 3 (hutch++) or >= 2 (hutchinson), got "
+                          f"{trace_budget!r}")
+    if density and (int(density_probes) < 1 or int(density_steps) < 1):
+        raise OptionError(f"density_probes and density_steps must be >= 1, got "
+                          f"{density_probes!r}, {density_steps!r}")
     view = make_view(model, data, loss=loss, include=include, model_mode=model_mode,
                      dtype=torch.float64 if method == "exact" and dtype is None else dtype,
                      device=device, batch_size=batch_size, split=split, samples=samples,
                      seed=seed)
+    t_loss = time.perf_counter()
     view.check_loss_finite(view.loss(), "at the model's parameters")
+    t_loss = time.perf_counter() - t_loss
+    if int(top_k) > view.n:
+        raise OptionError(f"top_k={top_k} is more than the {view.n} parameters of the Hessian; "
+                          f"use top_k <= {view.n}")
     if method == "exact":
         return _exact(view, curvature, mc_samples, top_k=top_k, which=which, trace=trace,
                       density=density,
@@ -150,6 +167,13 @@ def hessian(
                       seed=seed)
     op = HessianOperator(view=view, curvature=curvature, mc_samples=mc_samples, seed=seed,
                          vectorize=vectorize)
+    budget.check(op.n, top_k=int(top_k), seconds_per_loss=t_loss,
+                 retime=lambda: _time(view.loss), force=force, max_steps=max_steps,
+                 itemsize=op.dtype.itemsize, memory=memory,
+                 trace_budget=int(trace_budget) if trace else 0, trace_method=trace_method,
+                 density_probes=int(density_probes) if density else None,
+                 density_steps=int(density_steps), density_deflate=int(density_deflate),
+                 block_sizes=_block_sizes(op, blocks), block_top_k=int(block_top_k))
     eig_vals, eig_res, eig_conv, vectors, steps = np.zeros(0), np.zeros(0), [], None, 0
     if top_k > 0:
         eig = lanczos_eigs(op, int(top_k), which=which, tol=tol, max_steps=max_steps, seed=seed,
@@ -186,6 +210,20 @@ def hessian(
         lanczos_steps=int(steps), reference=reference, eigenvectors=vectors,
         provenance={"view": view.options},
     )
+
+
+def _time(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _block_sizes(op: HessianOperator, blocks: Any) -> list[int]:
+    if blocks is None:
+        return []
+    at = op.slices()
+    return [sum(at[n].stop - at[n].start for n in names)
+            for names in group_parameters(op.names, blocks).values()]
 
 
 def _reference(backend: str, view: Any, names: list[str], top_k: int, trace: bool,

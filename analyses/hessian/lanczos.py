@@ -15,8 +15,11 @@ so every value comes with a residual norm and a ``converged`` flag (residual <= 
 residual of its Ritz value (Weyl / Kahan), and within ``residual^2 / gap`` once isolated.
 Floating-point loss of orthogonality (ghost copies of converged values) is prevented by
 reorthogonalising every new vector against all previous ones, twice ("twice is enough",
-Giraud et al. 2005). A breakdown (``beta_j ~ 0``: an invariant subspace was found) restarts
-with a random vector orthogonal to the basis, so repeated eigenvalues are found too.
+Giraud et al. 2005). A breakdown (``beta_j ~ 0``: an invariant subspace was found, which holds
+one copy of each eigenvalue it touches) restarts with a random vector orthogonal to the basis
+and runs at least ``want + 2`` more products before converged values are trusted, so copies of
+repeated eigenvalues are found too (a single start vector cannot see a multiplicity whose
+first copy converges long before any breakdown; block methods can).
 
 Unlike power iteration (PyHessian), Lanczos converges at both ends of the spectrum at once and
 much faster when eigenvalues are close (the rate depends on the gap relative to the spread,
@@ -142,6 +145,7 @@ class Eigs:
     products: int
     restarts: int = 0
     basis_size: int = 0
+    error_bounds: np.ndarray | None = None
 
 
 def _select(theta: np.ndarray, k: int, which: str) -> np.ndarray:
@@ -186,12 +190,17 @@ def lanczos_eigs(
     return_vectors: bool = False,
     memory: int | float | str | None = None,
     basis_size: int | None = None,
+    criterion: str = "residual",
     progress: bool | None = None,
 ) -> Eigs:
     """``k`` eigenvalues of ``op`` at the end(s) chosen by ``which`` (see :data:`WHICH`).
 
     Stops once every wanted Ritz value has residual ``||H y - theta y|| <= tol * max|theta|``
-    (default ``tol=1e-6``), or after ``max_steps`` products (default ``min(n, max(300, 20 k))``).
+    (``criterion="residual"``, default, ``tol=1e-6``: eigenvalues then agree to about the
+    squared residual over the gap, and Ritz vectors are accurate) or is within
+    ``tol * max|theta|`` of an eigenvalue by the bound of :func:`error_bounds`
+    (``criterion="eigenvalue"``: fewer products when only the values matter), or after
+    ``max_steps`` products (default ``min(n, max(300, 20 k))``).
     ``which="both"`` returns the ``k`` largest and the ``k`` smallest. Values are sorted in
     descending order. ``return_vectors=True`` adds the unit Ritz vectors ``(len, n)``.
     ``memory`` bounds the basis (bytes or "8GB"; default half the available memory);
@@ -199,6 +208,8 @@ def lanczos_eigs(
     """
     if which not in WHICH:
         raise OptionError(f"which must be one of {WHICH}, got {which!r}")
+    if criterion not in ("eigenvalue", "residual"):
+        raise OptionError(f"criterion must be 'eigenvalue' or 'residual', got {criterion!r}")
     if int(k) < 1:
         raise OptionError(f"k must be >= 1, got {k!r}")
     n = op.n
@@ -217,7 +228,7 @@ def lanczos_eigs(
     q = torch.randn(n, generator=g, dtype=op.dtype, device=op.device)
     q = q / vector_norm(q)
     T = np.zeros((m_max, m_max))
-    beta, products, restarts = 0.0, 0, 0
+    beta, products, restarts, fresh = 0.0, 0, 0, 0
     theta = s = idx = None
     res = np.zeros(0)
     norm = 1e-300
@@ -237,10 +248,16 @@ def lanczos_eigs(
             idx = _select(theta, k, which)
             norm = max(float(np.abs(theta).max()), 1e-300)
             res = beta * np.abs(s[-1, idx])
+            err = res if criterion == "residual" else error_bounds(theta, beta * np.abs(s[-1]), idx)
             pbar.update(1)
-            pbar.set_postfix(residual=f"{float(res.max()) / norm:.1e}", restarts=restarts,
+            pbar.set_postfix(error=f"{float(err.max()) / norm:.1e}", restarts=restarts,
                              refresh=False)
-            if products >= first and np.all(res <= tol * norm):
+            # after a breakdown (an invariant subspace below n dimensions, which holds one copy
+            # of each eigenvalue it touches) the search continues in the complement for at
+            # least `first` products before converged Ritz values are trusted: that is where
+            # the copies of repeated eigenvalues are
+            breakdown = beta <= 1e-10 * norm and m < n
+            if products - fresh >= first and np.all(err <= tol * norm) and not breakdown:
                 break
             if products >= steps or (m == n and not restarts):
                 break
@@ -248,6 +265,7 @@ def lanczos_eigs(
                 r = torch.randn(n, generator=g, dtype=op.dtype, device=op.device)
                 w, _ = Q.orthogonalize(r)
                 beta_next = 0.0
+                fresh = products
             else:
                 beta_next = beta
             if Q.m == m_max:  # thick restart: keep the wanted Ritz vectors
@@ -264,12 +282,30 @@ def lanczos_eigs(
             q = w / max(vector_norm(w), 1e-300)
     idx = idx[np.argsort(-theta[idx], kind="stable")]
     res = beta * np.abs(s[-1, idx])
+    err = res if criterion == "residual" else error_bounds(theta, beta * np.abs(s[-1]), idx)
     vectors = None
     if return_vectors:
         vectors = _ritz_vectors(Q, s[:, idx], op.dtype)
-    return Eigs(eigenvalues=theta[idx].copy(), residuals=res, converged=res <= tol * norm,
+    return Eigs(eigenvalues=theta[idx].copy(), residuals=res, converged=err <= tol * norm,
                 vectors=vectors, steps=products, products=products, restarts=restarts,
-                basis_size=m_max)
+                basis_size=m_max, error_bounds=err)
+
+
+def error_bounds(theta: np.ndarray, res_all: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Bounds on ``|lambda - theta_i|`` for the Ritz values ``idx``: the residual ``r_i``
+    (Kahan) and, once the Ritz value is isolated, the gap bound ``r_i^2 / delta_i`` with
+    ``delta_i`` the distance to the nearest other Ritz value less that value's residual (the
+    Kato-Temple / Parlett gap theorem with the unknown spectrum gap estimated from the Ritz
+    values); the smaller of the two."""
+    out = np.empty(len(idx))
+    for k, i in enumerate(idx):
+        others = np.delete(np.arange(len(theta)), i)
+        if len(others) == 0:
+            out[k] = res_all[i]
+            continue
+        delta = np.min(np.abs(theta[others] - theta[i]) - res_all[others])
+        out[k] = res_all[i] if delta <= res_all[i] else min(res_all[i], res_all[i] ** 2 / delta)
+    return out
 
 
 def _both_ends(theta: np.ndarray, keep: int) -> np.ndarray:

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inspect_kit.errors import OptionError
+from inspect_kit.errors import NonFiniteError, OptionError
 from inspect_kit.view import make_view
 
 #: the curvature matrices an operator can stand for (see :mod:`inspect_kit.view.ggn`)
@@ -115,6 +115,12 @@ class HessianOperator:
                    - self.view.curvature_matvec(v, self.names, "ggn"))
         else:
             out = self.view.curvature_matvec(v, self.names, self.curvature)
+        if not bool(torch.isfinite(out).all()):
+            raise NonFiniteError(
+                f"a {self.curvature}-vector product is NaN or inf at the model's parameters "
+                f"(split {self.view.options.get('split')!r}) although the loss is finite: the "
+                "loss is not twice differentiable there (e.g. sqrt or abs at 0); try --dtype "
+                "float64 or --include to leave those parameters out")
         k = 1 if v.dim() == 1 else v.shape[0]
         self.hvp_count += k
         self._counter.count += k

@@ -63,6 +63,8 @@ def outliers(
     ``H - G`` (``residual_probes`` probes of ``residual_steps`` steps) and its negative mass.
     The other options are the model view's (:class:`inspect_kit.view.ModelView`).
     """
+    if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
+        raise OptionError(f"extra must be an integer >= 0, got {extra!r}")
     view = make_view(model, data, include=include, split=split, samples=samples, seed=seed,
                      model_mode=model_mode, dtype=dtype, device=device, batch_size=batch_size,
                      loss="cross_entropy")
@@ -78,7 +80,7 @@ def outliers(
     with bar(4, "outliers", progress) as pb:
         ggn = HessianOperator(view=view, curvature="ggn", seed=seed)
         eg = lanczos_eigs(ggn, k, which="largest", tol=tol, seed=seed, return_vectors=True,
-                          memory=memory, max_steps=min(view.n, max(300, 4 * k)),
+                          memory=memory, criterion="residual", max_steps=min(view.n, max(300, 4 * k)),
                           progress=False)
         pb.update(1)
         means = cm.class_means(view, C, memory=memory)

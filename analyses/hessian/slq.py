@@ -154,7 +154,7 @@ def slq_density(
     if deflate > 0 and op.n > 2 * deflate:
         eig = lanczos_eigs(op, int(deflate), which="magnitude", seed=int(seed) + 7,
                            max_steps=min(op.n, 5 * int(deflate)), return_vectors=True,
-                           memory=memory, progress=progress)
+                           memory=memory, criterion="residual", progress=progress)
         keep = np.flatnonzero(eig.converged)
         d_vals = eig.eigenvalues[keep]
         U = eig.vectors[torch.as_tensor(keep, dtype=torch.long)] if len(keep) else None

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from inspect_kit.results import Result
+from inspect_kit.results import WHOLE, Result, measure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +24,15 @@ class IntrinsicDimensionResult(Result):
 
     result_type: ClassVar[str] = "IntrinsicDimensionResult"
     omit_if_none: ClassVar[tuple[str, ...]] = ("full_curve",)
+    item_keys: ClassVar[tuple[str, ...]] = ("d",)
+    main_figure: ClassVar[str | None] = "plotting.intrinsic_dimension:plot_intrinsic_dimension"
+
+    def headline(self) -> list[dict[str, Any]]:
+        """d_int90 per baseline definition (NaN when not reached), full and chance accuracy."""
+        out = [measure(WHOLE, f"d_int90_{k}", v) for k, v in self.d_int90.items()]
+        return out + [measure(WHOLE, "full_accuracy", self.full_accuracy),
+                      measure(WHOLE, "chance_accuracy", self.chance_accuracy),
+                      measure(WHOLE, "n_params", self.n_params)]
 
     dims: list[int]
     accuracy: np.ndarray

@@ -147,6 +147,9 @@ def ntk(
     out_shape = output_shape(view)
     o = int(np.prod(out_shape)) if out_shape else 1
     n, p = view.n_samples, view.n
+    from inspect_kit.view.batches import check_finite
+
+    check_finite(view.batches, f"data of split {split!r}")  # NaN inputs: a NaN kernel
     itemsize = torch.empty(0, dtype=view.dtype).element_size()
     prof = cost.profile(view, o)
     costs = cost.estimate(n=n, o=o, p=p, fp=prof.flops, act=prof.activations, form=form,

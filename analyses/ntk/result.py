@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from inspect_kit.results import Result, _nan_array
+from inspect_kit.results import WHOLE, Result, _nan_array, measure
 
 #: kernels with more entries than this are left out of the JSON (they stay in memory)
 JSON_KERNEL_MAX = 2**18
@@ -37,6 +37,8 @@ class NTKResult(Result):
     result_type: ClassVar[str] = "NTKResult"
     omit_if_none: ClassVar[tuple[str, ...]] = ("kernel", "change", "ggn", "target_alignment",
                                                "labels")
+    item_keys: ClassVar[tuple[str, ...]] = ("output", "rank")
+    main_figure: ClassVar[str | None] = "plotting.ntk:plot_ntk"
 
     form: str
     method: str
@@ -84,6 +86,17 @@ class NTKResult(Result):
         """``lambda_1 / lambda_k`` of the computed top ``k`` (first output for "per_output")."""
         ev = np.atleast_2d(self.eigenvalues)[0]
         return float(ev[0] / ev[-1]) if ev.size and ev[-1] > 0 else float("inf")
+
+    def headline(self) -> list[dict[str, Any]]:
+        """Top eigenvalue, condition of the computed top-k, trace, target alignment, sizes."""
+        out = [measure(WHOLE, "lambda_max", self.lambda_max),
+               measure(WHOLE, "condition", self.condition)]
+        if self.trace is not None:
+            out.append(measure(WHOLE, "trace", self.trace))
+        if self.target_alignment is not None:
+            out.append(measure(WHOLE, "target_alignment", self.target_alignment))
+        return out + [measure(WHOLE, "n_samples", self.n_samples),
+                      measure(WHOLE, "n_params", self.n_params)]
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per eigenvalue (output, rank, value, residual)."""

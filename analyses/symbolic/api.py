@@ -107,7 +107,7 @@ def symbolic(
             table = fit_edges(edges_s.x[rows], edges_s.y[rows], lib,
                               x_val=edges_s.x_obs[rows][:, keep], y_val=edges_s.y_obs[rows][:, keep],
                               progress=False)
-            for r, c in zip(rows, choose(table, rule=rule)):
+            for r, c in zip(rows, choose(table, rule=rule, n_val=len(keep))):
                 chosen[r] = c
         timings["fit"] = time.perf_counter() - t
         pbar.update(1)

@@ -120,6 +120,13 @@ def add_view_args(parser: argparse.ArgumentParser, *, dtype: bool = True,
                                  "otherwise)")
 
 
+def add_force_arg(parser: argparse.ArgumentParser) -> None:
+    """``--force``: run a request estimated to exceed the kit's time limit (memory limits stay)."""
+    parser.add_argument("--force", action="store_true",
+                        help="run even when the work is estimated to take longer than the time "
+                             "limit (1 h; INSPECT_KIT_TIME_LIMIT seconds); memory limits stay")
+
+
 def view_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The view options present on ``args`` as keyword arguments of an analysis."""
     out = {}
@@ -148,16 +155,21 @@ def add_output_args(parser: argparse.ArgumentParser, *, plot: bool = True) -> No
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse unusable output paths before any work (unknown figure format, a folder that is a
-    file, an existing folder given as the file)."""
+    file, an existing folder given as the file, a device or pipe such as /dev/stdout)."""
     for opt in ("json", "plot", "out", "snapshots"):
-        if opt == "out" and getattr(args, "command", None) == "gallery":
-            continue  # the gallery's --out is a folder
         value = getattr(args, opt, None)
         if not isinstance(value, str) or not value:
             continue
         path = Path(value)
+        if opt == "out" and getattr(args, "command", None) == "gallery":  # a folder
+            if path.exists() and not path.is_dir():
+                raise OptionError(f"--out {value} is a file; the gallery needs a folder")
+            continue
         if path.is_dir():
             raise OptionError(f"--{opt} {value} is a folder; give a file name inside it")
+        if path.exists() and not path.is_file():  # a device, pipe or socket (/dev/stdout...)
+            raise OptionError(f"--{opt} {value} is not a regular file; outputs are written to "
+                              "a temporary file and renamed into place, so give a file path")
         parent = path.parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent

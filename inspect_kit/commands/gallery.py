@@ -19,8 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from plotting.gallery import build_gallery
+    from plotting.gallery import SECTIONS, build_gallery
 
+    from ..errors import OptionError
+
+    known = [name for name, _ in SECTIONS]
+    unknown = [s for s in args.section or [] if s not in known]
+    if unknown:
+        raise OptionError(f"unknown --section {', '.join(unknown)}; use {', '.join(known)}")
     readme = build_gallery(args.out, quick=args.quick, progress=not args.no_progress,
                            sections=args.section)
     print(f"gallery written: {readme}")

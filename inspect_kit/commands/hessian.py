@@ -6,6 +6,7 @@ import argparse
 
 from .common import (
     add_data_arg,
+    add_force_arg,
     add_model_args,
     add_output_args,
     add_view_args,
@@ -63,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Lanczos residual bound relative to max|lambda| (default 1e-6)")
     add_view_args(parser)
     add_output_args(parser)
+    add_force_arg(parser)
     deprecated(parser, "--budget", "--trace-budget", "trace_budget", type=int)
     deprecated(parser, "--probes", "--density-probes", "density_probes", type=int)
     deprecated(parser, "--float64", "--dtype float64", "dtype", flag="float64")
@@ -76,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import OptionError
     from .common import write_outputs
 
-    if args.top_k < 0 or args.trace_budget < 3 or args.density_probes < 1:
-        raise OptionError("--top-k must be >= 0, --trace-budget >= 3 and --density-probes >= 1")
+    if args.top_k < 0 or args.trace_budget < 3 or args.density_probes < 1 \
+            or args.density_steps < 1:
+        raise OptionError("--top-k must be >= 0, --trace-budget >= 3, --density-probes >= 1 and "
+                          "--density-steps >= 1")
     model = model_from_args(args, args.checkpoint)
     data = data_from_args(args)
     result = hessian(model, data, curvature=args.curvature, mc_samples=args.mc_samples,
@@ -86,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
                      density=args.density, density_probes=args.density_probes,
                      density_steps=args.density_steps, blocks=args.blocks,
                      include=args.include, method=args.method, backend=args.backend,
-                     tol=args.tol, seed=args.seed, progress=args.progress, **view_kwargs(args))
+                     tol=args.tol, seed=args.seed, force=args.force, progress=args.progress,
+                     **view_kwargs(args))
     lines = [f"{result.curvature} of {result.n_params} parameters on {result.n_samples} samples "
              f"({result.method}, {result.hvp_count} products)"]
     for v, r, c in zip(result.eigenvalues, result.residuals, result.converged):

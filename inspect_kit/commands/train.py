@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 from ..errors import OptionError
 from .common import parse_json_kwargs
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < (0 if opt == "epochs" else 1):
             raise OptionError(f"--{opt.replace('_', '-')} must be positive, got {value}")
     data = load_data(args.data)
+    _check_size(args.zoo_name, data, model_kwargs, args.seed)
     fit_kwargs = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr),
                                     ("optimizer", args.optimizer), ("batch_size", args.batch_size),
                                     ("weight_decay", args.weight_decay),
@@ -83,6 +85,23 @@ def run(args: argparse.Namespace) -> int:
                                "seconds": result.seconds, "checkpoint": args.out})
     print(summary(args.zoo_name, args.data, final, result.seconds, args.out))
     return 0
+
+
+def _check_size(name: str, data: Any, model_kwargs: dict[str, Any], seed: int) -> None:
+    """Refuse a model whose weights, gradients and two Adam moments would not fit in memory,
+    from a shape-only build (nothing allocated)."""
+    from .. import zoo
+    from ..limits import check_memory
+    from ..preflight import declared_size, meta_build
+    from ..zoo.train import zoo_kwargs
+
+    kwargs = zoo_kwargs(name, data, model_kwargs, seed)
+    ghost = meta_build(lambda: zoo.build(name, **kwargs), n_tensors=1000, source=f"zoo:{name}",
+                       hint="lower the sizes in --model-kwargs", fallback=False)
+    if ghost is not None:
+        values, nbytes = declared_size(ghost)
+        check_memory(4 * nbytes, f"training zoo:{name} with {values:,} parameters (weights, "
+                     "gradients, two Adam moments)", "lower the sizes in --model-kwargs")
 
 
 def summary(name: str, data: str, final: dict[str, float], seconds: float, out: str) -> str:

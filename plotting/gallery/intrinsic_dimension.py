@@ -45,4 +45,5 @@ def render(g: Gallery) -> None:
            "d_int90, 90% of full accuracy (Li et al.)": _found(r, "relative"),
            "d_int90, 90% of the chance-to-full gap": _found(r, "gap"),
            "runs (seconds each, median)": f"{len(r.dims)} "
-                                          f"({sorted(r.seconds_per_run)[len(r.dims) // 2]:.1f})"})
+                                          f"({sorted(r.seconds_per_run)[len(r.dims) // 2]:.1f})"},
+          result=r)

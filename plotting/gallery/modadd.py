@@ -78,7 +78,8 @@ def render(g: Gallery) -> None:
           f"spectrum, hold {100 * res.key_share:.1f}% of its energy. Line: the unembedding.",
           {"p": res.p, "key frequencies": ", ".join(map(str, key)),
            "key share of W_E energy": f"{100 * res.key_share:.1f}%",
-           "key share of logit variance, (a+b) directions": f"{100 * logit_share:.1f}%"})
+           "key share of logit variance, (a+b) directions": f"{100 * logit_share:.1f}%"},
+          result=res)
     alive = res.neuron_frequency > 0
     on_key = int((alive & np.isin(res.neuron_frequency, key)).sum())
     g.add(plot_neurons(res), "modadd_neurons.png", "Modular addition: one frequency per neuron",

@@ -45,7 +45,7 @@ def render(g: Gallery) -> None:
            "kernel alignment / CKA with Θ₀": f"{ch['alignment']:.3f} / {ch['cka']:.3f}",
            "kernel-target alignment": r.target_alignment,
            "GGN vs kernel eigenvalues, max relative difference":
-               r.ggn["max_relative_difference"]})
+               r.ggn["max_relative_difference"]}, result=r)
 
     picks = epochs if len(epochs) <= 6 else epochs[::max(1, len(epochs) // 10)]
     if epochs[-1] not in picks:
