@@ -53,6 +53,8 @@ def snapshot(model: nn.Module) -> dict[str, Any]:
         "global_hooks": tuple(len(getattr(module_mod, h, {})) for h in _GLOBAL_HOOKS),
         "sdpa": F.scaled_dot_product_attention,
         "modules": [n for n, _ in model.named_modules()],
+        "attributes": {n: {k: id(v) for k, v in m.__dict__.items() if k not in _HOOK_DICTS}
+                       for n, m in model.named_modules()},
     }
 
 
@@ -98,6 +100,12 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             problems.append(f"hooks on {n or 'the model'} changed: {h} -> {after['hooks'].get(n)}")
     if before["global_hooks"] != after["global_hooks"]:
         problems.append("global module hooks changed")
+    for n, attrs in before["attributes"].items():
+        now = after["attributes"].get(n, {})
+        changed = sorted(k for k in attrs.keys() | now.keys() if attrs.get(k) != now.get(k))
+        if changed:
+            problems.append(f"attributes of {n or 'the model'} rebound, added or removed: "
+                            + ", ".join(changed[:5]))
     if before["sdpa"] is not after["sdpa"]:
         problems.append("F.scaled_dot_product_attention is still patched")
     return problems

@@ -9,7 +9,7 @@ against an independent reference that shares no code with the kit:
 
 Families: timm-structured ViT blocks (fused and unfused attention paths), Swin-style windowed
 attention, a torchvision-structured ResNet-18 (BatchNorm), a Conv+BN+MaxPool net, and the KAN
-families (zoo, efficient-kan, FastKAN; pykan in tests/test_kan_adapters.py). HuggingFace BERT,
+families (zoo, pykan, efficient-kan, FastKAN). HuggingFace BERT,
 GPT-2 and ViT are in tests/test_real_models_hf.py; attention and symbolic cells in their own
 test files (see the README table).
 """
@@ -78,6 +78,12 @@ def _kan(kind: str, seed: int):
     y = torch.sin(x[:, :1]) + x[:, 1:2] * x[:, 2:]
     if kind == "zoo":
         m = zoo.build("kan", width=[3, 4, 1], seed=seed)
+    elif kind == "pykan":
+        import tempfile
+
+        kan = pytest.importorskip("kan")
+        m = kan.MultKAN(width=[3, 4, 1], grid=5, k=3, seed=seed, auto_save=False,
+                        ckpt_path=tempfile.mkdtemp(), symbolic_enabled=False)
     elif kind == "efficient":
         torch.manual_seed(seed)
         m = RefEfficientKAN([3, 4, 1])
@@ -94,6 +100,7 @@ FAMILIES = {
     "ResNet-18 (BatchNorm)": _resnet,
     "Conv+BN+MaxPool": _convbn,
     "KAN (zoo)": lambda s: _kan("zoo", s),
+    "KAN (pykan)": lambda s: _kan("pykan", s),
     "KAN (efficient-kan)": lambda s: _kan("efficient", s),
     "KAN (FastKAN)": lambda s: _kan("fast", s),
 }

@@ -225,3 +225,29 @@ def test_bad_inputs_are_clear_errors():
         ModelView(net, (torch.randn(4, 6), torch.zeros(4, dtype=torch.long))).loss()
     with pytest.raises(DataError, match="no targets"):
         ModelView(net, (x,)).loss()
+
+
+class _Caching(nn.Module):
+    """A forward that stores what it computed on itself, as pykan's ``acts`` cache does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.last = None
+
+    def forward(self, x):
+        self.last = self.lin(x)  # rebinds an attribute, with the graph attached
+        self.seen = x.shape[0]   # adds one
+        return self.last
+
+
+def test_attributes_a_forward_caches_are_put_back_so_the_model_still_deepcopies():
+    from analyses.hessian.api import hessian
+    from analyses.landscape.api import landscape
+
+    m = _Caching()
+    x, y = torch.randn(8, 3), torch.tensor([0, 1] * 4)
+    hessian(m, (x, y), top_k=1, trace=False, progress=False)
+    landscape(m, (x, y), dims=1, steps=3, progress=False)
+    assert m.last is None and not hasattr(m, "seen")
+    copy.deepcopy(m)  # a cached non-leaf tensor would make this raise

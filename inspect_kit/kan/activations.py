@@ -108,7 +108,7 @@ def sample_activations(
             "function, or a parameterised elementwise module); use partial_dependence for MLP curves")
     X, _ = data_tensors(data, split=split, samples=samples, seed=seed)
     names = [n for n, _, _ in acts]
-    with torch.no_grad(), model_mode(model, "eval"), capture(model, names, inputs=True, outputs=False) as rec:
+    with torch.no_grad(), model_mode(model, "eval", restore_attributes=True), capture(model, names, inputs=True, outputs=False) as rec:
         model(X.to(dtype))
     cols = {n: [torch.cat(v) for v in zip(*(_columns(k, m, c.inputs[0]) for c in rec[n]))]
             for n, m, k in acts}
@@ -181,7 +181,7 @@ def partial_dependence(
         return out.reshape(len(values), -1)
 
     index, xs, ys, xo, yo = [], [], [], [], []
-    with torch.no_grad(), model_mode(model, "eval"):
+    with torch.no_grad(), model_mode(model, "eval", restore_attributes=True):
         n_out = run(chosen[0], flat[:1, chosen[0]]).shape[1]
         for i in chosen:
             grid = q[0, i] + (q[1, i] - q[0, i]) * t

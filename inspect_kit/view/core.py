@@ -197,7 +197,7 @@ class ModelView:
 
     def mode(self) -> Any:
         """Context manager: the model in the view's mode (every flag restored on exit)."""
-        return mode_ctx(self.model, self.model_mode, warn=False)
+        return mode_ctx(self.model, self.model_mode, warn=False, restore_attributes=True)
 
     def unflatten(self, theta: torch.Tensor, names: list[str] | None = None) -> dict[str, Any]:
         """Split a flat vector (optionally with a leading batch axis) into named tensors."""
