@@ -49,7 +49,8 @@ def _features(model: nn.Module, sites: dict[str, list[Site]],
                     feats[(mod, c, d)] = z.reshape(-1, z.shape[-1]).to(torch.float64, copy=True)
         return fn
 
-    with model_mode(model, "eval", warn=False, restore_attributes=True), hooked(model, {m: keep(m) for m in sites}):
+    with model_mode(model, "eval", warn=False, restore_attributes=True), \
+            hooked(model, {m: keep(m) for m in sites}):
         model(x)
     return feats
 

@@ -108,7 +108,8 @@ def sample_activations(
             "function, or a parameterised elementwise module); use partial_dependence for MLP curves")
     X, _ = data_tensors(data, split=split, samples=samples, seed=seed)
     names = [n for n, _, _ in acts]
-    with torch.no_grad(), model_mode(model, "eval", restore_attributes=True), capture(model, names, inputs=True, outputs=False) as rec:
+    with torch.no_grad(), model_mode(model, "eval", restore_attributes=True), \
+            capture(model, names, inputs=True, outputs=False) as rec:
         model(X.to(dtype))
     cols = {n: [torch.cat(v) for v in zip(*(_columns(k, m, c.inputs[0]) for c in rec[n]))]
             for n, m, k in acts}

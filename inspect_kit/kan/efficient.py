@@ -111,7 +111,8 @@ def _recorded_inputs(model: nn.Module, names: list[str], x: torch.Tensor, dtype:
                      widths: list[int], extra: list[str] | None = None) -> Any:
     x = torch.as_tensor(x).to(dtype)
     select = names + (extra or [])
-    with torch.no_grad(), model_mode(model, "eval", restore_attributes=True), capture(model, select, inputs=True) as rec:
+    with torch.no_grad(), model_mode(model, "eval", restore_attributes=True), \
+            capture(model, select, inputs=True) as rec:
         model(x)
     for n in select:
         if len(rec[n]) != 1:

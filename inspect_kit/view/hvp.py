@@ -41,7 +41,8 @@ class HessianProducts:
         # differentiation leaves that share the (cast) parameters' storage: nothing writes to
         # them, and a clone would hold one more parameter-sized copy
         self._leaves = {n: view.state[n].detach().requires_grad_(True) for n in view.names}
-        with model_mode(view.model, view.model_mode, warn=True, restore_attributes=True):  # warns about dropout/BN once
+        # warns about dropout/BN once
+        with model_mode(view.model, view.model_mode, warn=True, restore_attributes=True):
             pass
         n_batches = len(view.batches)
         self.cache_graph = bool(n_batches <= CACHE_MAX_BATCHES if cache_graph is None
