@@ -7,7 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from analyses.lmc.permutation import load_state_copy, model_state, permutation_spec
+from analyses.lmc.permutation import (
+    UnknownOpWarning,
+    load_state_copy,
+    model_state,
+    permutation_spec,
+)
 from inspect_kit import zoo
 from inspect_kit.testing import assert_untouched
 
@@ -141,3 +146,17 @@ def test_order_dependent_ops_fix_the_axes():
             return self.b(h)
 
     assert permutation_spec(Poke(), torch.randn(4, 4)).groups == ()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_swin_relative_position_bias_keeps_heads_in_place(fused):
+    """Swin adds a per-head bias gathered from a table (an op without a rule): permuting heads
+    would need the table's columns permuted too, so the head groups must stay in place, on the
+    fused path (bias passed to SDPA as ``attn_mask``) as on the explicit one."""
+    from .test_attention_timm import TinySwin
+
+    torch.manual_seed(0)
+    m = TinySwin(fused=fused, dim=16, heads=2)
+    with pytest.warns(UnknownOpWarning):
+        spec = _check_same_function(m, torch.randn(4, 8, 8, 16))
+    assert all(g.size != 2 for g in spec.groups)  # no head group of 2 is permuted

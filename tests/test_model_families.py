@@ -187,3 +187,31 @@ def test_esd_equals_weightwatcher(family):
     cmp = [c for c in res.comparison if c["delta_alpha"] == c["delta_alpha"]]  # both fitted
     assert cmp, "no matrix analysed by both"
     assert max(c["delta_alpha"] for c in cmp) <= 1e-8
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "KAN (pykan)"])
+def test_weight_matching_permutations_keep_the_function(family):
+    """Every traced group permuted at random: the permuted model computes the same function
+    (groups the tracer cannot follow, like Swin's per-head bias table, stay in place)."""
+    from analyses.lmc.permutation import load_state_copy, model_state, permutation_spec
+
+    model, (x, _) = FAMILIES[family](0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = permutation_spec(model, x[:4])
+    assert spec.groups, "nothing to permute"
+    state = model_state(model)
+    new = spec.apply(state, spec.random(1))
+    assert any(not torch.equal(new[n], state[n]) for n in state)
+    twin = load_state_copy(model, new)
+    with torch.no_grad():
+        assert (model(x) - twin(x)).abs().max() < 1e-5
+
+
+def test_pykan_indexing_keeps_its_units_in_place_with_a_warning():
+    from analyses.lmc.permutation import UnknownOpWarning, permutation_spec
+
+    model, (x, _) = FAMILIES["KAN (pykan)"](0)
+    with pytest.warns(UnknownOpWarning, match="__getitem__"):
+        spec = permutation_spec(model, x[:4])
+    assert not spec.groups and spec.frozen

@@ -152,6 +152,22 @@ def test_esd_on_bert_equals_weightwatcher():
     assert max(c["delta_alpha"] for c in cmp) <= 1e-8 and all(c["same_xmin"] for c in cmp)
 
 
+def test_esd_on_vit_patch_conv_and_linears_equals_weightwatcher():
+    from analyses.esd.api import esd
+
+    cfg = transformers.ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=64,
+                                 num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=128, num_labels=10)
+    torch.manual_seed(0)
+    vit = transformers.ViTForImageClassification(cfg).eval()
+    with assert_untouched(vit):
+        res = esd(vit, method="compat", backend="weightwatcher", mp_fit=False, detx=False,
+                  progress=False)
+    cmp = [c for c in res.comparison if c["delta_alpha"] == c["delta_alpha"]]
+    assert len(cmp) >= 12
+    assert max(c["delta_alpha"] for c in cmp) <= 1e-8 and all(c["same_xmin"] for c in cmp)
+
+
 def test_esd_on_gpt2_conv1d_and_tied_head_equals_weightwatcher():
     """HF ``Conv1D`` projections (stored (in, out)) and the tied LM head: every matrix
     WeightWatcher analyses is a row here with the same alpha and xmin (compat mode); the head
@@ -172,3 +188,23 @@ def test_esd_on_gpt2_conv1d_and_tied_head_equals_weightwatcher():
     assert all(c["delta_alpha"] == 0 and c["same_xmin"] for c in cmp)
     head = res.row("lm_head.weight")
     assert head["duplicate_of"] == "transformer.wte.weight" and head["kind"] == "linear"
+
+
+@pytest.mark.parametrize("name,attn", CASES)
+def test_weight_matching_permutations_keep_the_function(name, attn):
+    """The permutation tracer follows HF modules (GPT-2's ``Conv1D`` = ``addmm``, its fused qkv
+    split into equal chunks, the empty key/value cache concatenated): a random permutation of
+    every traced group, heads included, leaves the logits unchanged."""
+    from analyses.lmc.permutation import load_state_copy, model_state, permutation_spec
+
+    model, batch = MODELS[name](attn)
+    x = batch.get("input_ids", batch.get("pixel_values"))
+    with assert_untouched(model), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = permutation_spec(model, x[:4])
+    sizes = sorted(g.size for g in spec.groups)
+    assert 2 in sizes and 16 in sizes, sizes  # the two heads and the residual stream move
+    state = model_state(model)
+    twin = load_state_copy(model, spec.apply(state, spec.random(1)))
+    with torch.no_grad():
+        assert (model(x).logits - twin(x).logits).abs().max() < 1e-5

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import tensors_in
-from .contract import _einsum, _embedding, _layer_norm, _linear, _matmul, _prelu, _sdpa
+from .contract import _addmm, _einsum, _embedding, _layer_norm, _linear, _matmul, _prelu, _sdpa
 from .elementwise import BINARY, ORDER_REDUCE, REDUCE, UNARY, _binary, _reduce, _unary
 from .shape import (
     SHAPE,
@@ -35,7 +35,7 @@ from .spatial import SPATIAL_RULES
 
 RULES: dict[str, Callable[..., None]] = {
     "linear": _linear, "matmul": _matmul, "__matmul__": _matmul, "__rmatmul__": _matmul,
-    "mm": _matmul, "bmm": _matmul, "einsum": _einsum, "layer_norm": _layer_norm,
+    "mm": _matmul, "bmm": _matmul, "addmm": _addmm, "einsum": _einsum, "layer_norm": _layer_norm,
     "scaled_dot_product_attention": _sdpa, "prelu": _prelu,
     "embedding": _embedding, "unsqueeze": _unsqueeze, "squeeze": _squeeze,
     "transpose": _transpose, "swapaxes": _transpose, "swapdims": _transpose, "t": _transpose,
@@ -44,6 +44,7 @@ RULES: dict[str, Callable[..., None]] = {
     "concat": _cat, "concatenate": _cat, "stack": _cat, "chunk": _split, "split": _split,
     "tensor_split": _split, "unbind": _split, "arange": _creation, "tensor": _creation,
     "linspace": _creation, "rand": _creation, "randn": _creation, "as_tensor": _creation,
+    "zeros": _creation, "ones": _creation, "empty": _creation, "full": _creation,
     **SPATIAL_RULES,
 }
 

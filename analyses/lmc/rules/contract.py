@@ -1,4 +1,4 @@
-"""Rules for learned maps and contractions: ``linear``, ``matmul``/``bmm``, ``einsum``,
+"""Rules for learned maps and contractions: ``linear``, ``matmul``/``bmm``, ``addmm``, ``einsum``,
 scaled-dot-product attention, ``embedding``, ``layer_norm`` and ``prelu``."""
 
 from __future__ import annotations
@@ -42,6 +42,20 @@ def _matmul(tr: Any, name: str, args: tuple, kwargs: dict, out: Any) -> None:
     tr.set(out, vs + [av[-2], bv[-1]])
 
 
+def _addmm(tr: Any, name: str, args: tuple, kwargs: dict, out: Any) -> None:
+    """``addmm(bias, x, w) = bias + x @ w`` (HF ``Conv1D``: weight stored (in, out))."""
+    bias, a, b = args[0], args[1], args[2]
+    av, bv = tr.vars(a), tr.vars(b)
+    tr.sets.union(av[-1], bv[0])
+    vs = [av[0], bv[1]]
+    cv = tr.vars(bias)
+    for j in range(bias.dim()):
+        i = j + 2 - bias.dim()
+        if bias.shape[j] == out.shape[i]:
+            vs[i] = tr.sets.union(vs[i], cv[j])
+    tr.set(out, vs)
+
+
 def _einsum(tr: Any, name: str, args: tuple, kwargs: dict, out: Any) -> None:
     eq = args[0].replace(" ", "")
     ops = list(args[1]) if len(args) == 2 and isinstance(args[1], (list, tuple)) else list(args[1:])
@@ -76,8 +90,6 @@ def _layer_norm(tr: Any, name: str, args: tuple, kwargs: dict, out: Any) -> None
 def _sdpa(tr: Any, name: str, args: tuple, kwargs: dict, out: Any) -> None:
     q, k, v = args[0], args[1], args[2]
     mask = _arg(args, kwargs, 3, "attn_mask")
-    if mask is not None:
-        tr.fix_all(mask)
     qv, kv, vv = tr.vars(q), tr.vars(k), tr.vars(v)
     tr.sets.union(qv[-1], kv[-1])
     tr.sets.union(kv[-2], vv[-2])
@@ -90,6 +102,17 @@ def _sdpa(tr: Any, name: str, args: tuple, kwargs: dict, out: Any) -> None:
             if j >= 0 and t.shape[j] == out.shape[i]:
                 joined = tv[j] if joined is None else tr.sets.union(joined, tv[j])
         vs.append(joined if joined is not None else tr.sets.new(out.shape[i]))
+    if isinstance(mask, torch.Tensor):
+        # the mask (or additive bias, e.g. Swin's relative-position bias per head) broadcasts
+        # against the scores (..., L_q, L_k): its axes are the scores' axes, so a head group
+        # permuted on q/k/v must permute the bias too (or stay in place if the bias cannot)
+        scores = vs + [qv[-2], kv[-2]]
+        shape = list(out.shape[:-2]) + [q.shape[-2], k.shape[-2]]
+        mv = tr.vars(mask)
+        for j in range(mask.dim()):
+            i = j + len(shape) - mask.dim()
+            if i >= 0 and mask.shape[j] == shape[i]:
+                tr.sets.union(scores[i], mv[j])
     tr.set(out, vs + [qv[-2], vv[-1]])
 
 

@@ -139,6 +139,11 @@ def _getitem(tr: Any, name: str, args: tuple, kwargs: dict, out: Any) -> None:
 def _cat(tr: Any, name: str, args: tuple, kwargs: dict, out: Any) -> None:
     ts = list(_arg(args, kwargs, 0, "tensors"))
     d = _arg(args, kwargs, 1, "dim", 0)
+    if name != "stack":  # torch.cat skips empty 1-D tensors (an empty key/value cache)
+        ts = [t for t in ts if not (t.dim() == 1 and t.numel() == 0)] or ts
+        if len(ts) == 1:
+            tr.set(out, tr.vars(ts[0]))
+            return
     if name == "stack":
         d = _dim(d, ts[0].dim() + 1)
         vs = _broadcast(tr, ts, ts[0].shape)
@@ -166,8 +171,17 @@ def _split(tr: Any, name: str, args: tuple, kwargs: dict, out: Any) -> None:
     d = _dim(_arg(args, kwargs, 2, "dim", 0) if name != "unbind" else _arg(args, kwargs, 1,
                                                                             "dim", 0), x.dim())
     vs = tr.vars(x)
+    parts = tensors_in(out)
+    if name != "unbind" and len(parts) > 1 and len({t.shape[d] for t in parts}) == 1:
+        # equal chunks (a fused qkv projection split into q, k, v) are a reshape of the axis to
+        # (chunks, size): the chunk index keeps its order, the units inside a chunk may move
+        kids = tr.sets.split(vs[d], [len(parts), parts[0].shape[d]])
+        tr.sets.fix(kids[0])
+        for t in parts:
+            tr.set(t, vs[:d] + [kids[1]] + vs[d + 1:])
+        return
     tr.sets.fix(vs[d])
-    for t in tensors_in(out):
+    for t in parts:
         if name == "unbind":
             tr.set(t, vs[:d] + vs[d + 1:])
         else:
