@@ -100,9 +100,9 @@ def main() -> int:
             c_reb.append(cpu)
         with torch.no_grad():
             d_reb = float((b(data.x_train) - b_reb(data.x_train)).abs().max())
-        r_w = lmc(a, b, data, align="weights", repair=True)
-        r_a = lmc(a, b, data, align="activations")
-        r_r = lmc(a, b_reb, data)
+        r_w = lmc(a, b, data, matching="weights", repair=True, split="both")
+        r_a = lmc(a, b, data, matching="activations", split="both")
+        r_r = lmc(a, b_reb, data, split="both")
         row = {"pair": f"({sa_seed},{sb_seed})",
                "none": _barriers(r_w, "naive"), "ours WM": _barriers(r_w, "aligned"),
                "ours WM+REPAIR": _barriers(r_w, "repaired"),
