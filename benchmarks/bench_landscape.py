@@ -88,13 +88,13 @@ def timed(model, label, X, y, steps, repeats, extra):
     }
     if extra:
         methods.update({
-            "  engine=loop": lambda: landscape(model, (X, y), steps=steps, method="loop",
+            "  engine=loop": lambda: landscape(model, (X, y), steps=steps, engine="loop",
                                                progress=False),
             "  engine=loop, no first-layer trick": lambda: landscape(
-                model, (X, y), steps=steps, method="loop", first_layer_trick=False,
+                model, (X, y), steps=steps, engine="loop", first_layer_trick=False,
                 progress=False),
             "  engine=vmap (chunk 25)": lambda: landscape(model, (X, y), steps=steps,
-                                                          method="vmap", progress=False),
+                                                          engine="vmap", progress=False),
         })
     best = {k: float("inf") for k in methods}
     cpu = {k: float("inf") for k in methods}
