@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--section", action="append", default=None,
                         help="render only these sections (repeatable): kan_formulas, mlp_digits, "
                              "kan_vs_mlp, vit_karat, modadd")
-    parser.add_argument("--no-progress", action="store_true", help="no progress messages")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="progress messages on stderr (default: on)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [s for s in args.section or [] if s not in known]
     if unknown:
         raise OptionError(f"unknown --section {', '.join(unknown)}; use {', '.join(known)}")
-    readme = build_gallery(args.out, quick=args.quick, progress=not args.no_progress,
+    readme = build_gallery(args.out, quick=args.quick, progress=args.progress,
                            sections=args.section)
     print(f"gallery written: {readme}")
     return 0

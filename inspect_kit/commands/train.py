@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "0, modadd 1.0)")
     parser.add_argument("--batch-size", type=int, default=None, help="Adam mini-batch size")
     parser.add_argument("--seed", type=int, default=0, help="seed for init and shuffling")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr (default: on; INSPECT_KIT_PROGRESS=0 "
+                             "turns it off)")
     parser.add_argument("--snapshot-every", type=int, default=None, metavar="N",
                         help="keep the weights every N epochs (and at 0 and the end) as the "
                              "checkpoint's trajectory")
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                                     ("weight_decay", args.weight_decay),
                                     ("snapshot_every", args.snapshot_every)) if v is not None}
     model, result = train_zoo(args.zoo_name, data, model_kwargs=model_kwargs, seed=args.seed,
-                              **fit_kwargs)
+                              progress=args.progress, **fit_kwargs)
     final = result.final
     extra = {"train": {"data": args.data, "seed": args.seed, **fit_kwargs,
                        "final": {k: v for k, v in final.items() if math.isfinite(v)},
