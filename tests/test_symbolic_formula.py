@@ -171,7 +171,9 @@ def test_cli_json_keys(tmp_path):
     assert main(args) == 0
     d = json.loads(out.read_text())["result"]
     assert set(d) == {"edges", "formula", "formula_r2_model", "formula_r2_data", "provenance",
-                      "details"}
+                      "details", "formula_r2_model_held_out", "formula_r2_data_held_out", "route"}
+    assert d["route"] in ("edges", "structure")
+    assert d["formula_r2_model_held_out"] is None  # no test split, every sample drawn
     assert d["provenance"]["options"]["prune"] == 0.05
     for e in d["edges"]:
         assert {"layer", "out", "in", "function", "params", "r2", "complexity", "attribution",

@@ -12,7 +12,7 @@
   ``MSE_data(before) + 0.2 * min(MSE(before vs network), MSE(network vs data)) + 1e-14 var(y)``
   ("does not hurt the fit": a snap may move the formula towards the data freely, away from it
   only by a fraction of the network's own error).
-* :func:`simplify_with_timeout`: ``sympy.simplify`` in a forked process, killed after a limit.
+* :func:`simplify_with_timeout`: ``sympy.simplify`` with a time limit (:mod:`.deadline`).
 * safe exports (LaTeX, a guarded Python callable, a torch module) live in :mod:`.export`.
 * :func:`exact_match`: the criterion for exact recovery, stated here once: the formula and the
   truth agree to ``1e-8 * max(1, max|truth|)`` on 256 seeded uniform points of the data box;
@@ -21,8 +21,8 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import multiprocessing as mp
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
@@ -30,11 +30,27 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import deadline
 from .library import Primitive, _sym
 
 CONSTANTS = (("1", 1.0), ("pi", math.pi), ("sqrt(2)", math.sqrt(2)), ("E", math.e),
              ("sqrt(pi)", math.sqrt(math.pi)), ("1/sqrt(pi)", 1 / math.sqrt(math.pi)),
              ("sqrt(2/pi)", math.sqrt(2 / math.pi)), ("1/pi", 1 / math.pi))
+
+
+def _constant(name: str) -> Any:
+    import sympy
+
+    return {"1": sympy.Integer(1), "pi": sympy.pi, "sqrt(2)": sympy.sqrt(2), "E": sympy.E,
+            "sqrt(pi)": sympy.sqrt(sympy.pi), "1/sqrt(pi)": 1 / sympy.sqrt(sympy.pi),
+            "sqrt(2/pi)": sympy.sqrt(2 / sympy.pi), "1/pi": 1 / sympy.pi}[name]
+
+
+def parse_truth(text: str, syms: Sequence[Any]) -> Any:
+    """A ground-truth formula in ``x1..xn`` (the restricted parser, never ``eval``)."""
+    from inspect_kit.formula_parser import parse_formula
+
+    return parse_formula(text, {s.name: s for s in syms}, what="truth")
 
 
 def input_symbols(n: int) -> list[Any]:
@@ -75,6 +91,15 @@ def compose(adapter: Any, edges: dict[tuple[int, int, int], Any]) -> list[Any]:
     return [fold_pow(fold_exp(v)) for v in h]
 
 
+def scale_terms(total: Any, k: Any) -> Any:
+    """``k * total`` for a sum, distributed over its top-level terms only (``sympy.expand`` would
+    also multiply out every nested power and product: on a composed FastKAN formula that ran for
+    more than 12 minutes)."""
+    import sympy
+
+    return sympy.Add(*[t * k for t in total.args])
+
+
 def fold_pow(expr: Any) -> Any:
     """``(k u + ...)^p -> k^p (u + ...)^p`` for a positive float ``k`` leading a sum under a power:
     removes the scale redundancy between inner and outer constants before refits and snapping."""
@@ -90,7 +115,7 @@ def fold_pow(expr: Any) -> Any:
         k = terms[0].as_coeff_Mul()[0]
         if not (k.is_Float and k > 0) or k == 1:
             return e
-        return sympy.Float(float(k) ** float(p)) * sympy.Pow(sympy.expand(base / k), p)
+        return sympy.Float(float(k) ** float(p)) * sympy.Pow(scale_terms(base, 1 / k), p)
 
     return expr.replace(lambda e: isinstance(e, sympy.Pow), rule)
 
@@ -110,7 +135,7 @@ def fold_scale(expr: Any) -> Any:
                 k = terms[0].as_coeff_Mul()[0] if terms else None
                 if k is not None and k.is_Float and k != 0:
                     coeff *= k
-                    f = sympy.expand(f / k)
+                    f = scale_terms(f, 1 / k)
             rest.append(f)
         return sympy.Mul(coeff, *rest) if coeff != 1 else e
 
@@ -169,9 +194,16 @@ def torch_printable(expr: Any) -> Any:
 
 
 def lambdify_torch(expr: Any, args: Sequence[Any]) -> Callable:
+    """``expr`` as a torch function of ``args`` (cached: a formula is evaluated many times)."""
+    return _lambdify_cached(expr, tuple(args))
+
+
+@functools.lru_cache(maxsize=64)
+def _lambdify_cached(expr: Any, args: tuple[Any, ...]) -> Callable:
     import sympy
 
-    fn = sympy.lambdify(list(args), torch_printable(numeric(expr)), "torch")
+    big = sympy.count_ops(expr, visual=False) > 2000  # shared subtrees (LayerNorm): print once
+    fn = sympy.lambdify(list(args), torch_printable(numeric(expr)), "torch", cse=big)
 
     def g(*a: torch.Tensor) -> torch.Tensor:
         out = fn(*a)
@@ -245,7 +277,7 @@ def candidates(v: float, *, max_q: int = 10, max_p: int = 20, rel: float = 1e-2)
         approx = float(fr) * kval
         err = abs(approx - v) / max(abs(v), 1e-300)
         if err <= rel:
-            val = sympy.Rational(fr.numerator, fr.denominator) * sympy.sympify(kname)
+            val = sympy.Rational(fr.numerator, fr.denominator) * _constant(kname)
             out.append(((fr.denominator + ki, err, ki), val))
     out.sort(key=lambda t: t[0])
     return [v for _, v in out]
@@ -287,39 +319,13 @@ def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
     return cur
 
 
-def _simplify_worker(text: str, conn: Any) -> None:
-    import sympy
-
-    try:
-        conn.send(sympy.srepr(sympy.simplify(sympy.sympify(text))))
-    except Exception as exc:  # pragma: no cover - reported to the parent
-        conn.send("ERROR " + repr(exc))
-    conn.close()
-
-
 def simplify_with_timeout(expr: Any, seconds: float = 10.0) -> tuple[Any, bool]:
-    """``(sympy.simplify(expr), True)`` or ``(expr, False)`` when it takes longer than ``seconds``
-    (run in a forked process that is terminated at the limit; falls back to no simplification
-    where fork is unavailable)."""
+    """``(sympy.simplify(expr), True)``, or ``(expr, False)`` when it takes longer than
+    ``seconds`` or fails (bounded by :func:`analyses.symbolic.deadline.call`)."""
     import sympy
 
-    try:
-        ctx = mp.get_context("fork")
-    except ValueError:  # pragma: no cover - Windows
-        return expr, False
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_simplify_worker, args=(sympy.srepr(expr), child), daemon=True)
-    proc.start()
-    child.close()
-    ok = parent.poll(seconds)
-    text = parent.recv() if ok else None
-    if proc.is_alive():
-        proc.terminate()
-    proc.join(1)
-    parent.close()
-    if not text or text.startswith("ERROR"):
-        return expr, False
-    return sympy.sympify(text), True
+    out = deadline.call(sympy.simplify, expr, seconds=seconds, fallback=None)
+    return (expr, False) if out is None else (out, True)
 
 
 def polish(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_net: torch.Tensor,
@@ -372,7 +378,7 @@ def exact_match(expr: Any, truth: Any, syms: Sequence[Any], box: np.ndarray, *, 
     import sympy
 
     if isinstance(truth, str):
-        truth = sympy.sympify(truth, locals={s.name: s for s in syms})
+        truth = parse_truth(truth, syms)
     truth = truth.xreplace({sympy.Symbol(s.name): s for s in syms})
     g = torch.Generator().manual_seed(int(seed))
     lo = torch.as_tensor(box[:, 0], dtype=torch.float64)
@@ -382,7 +388,8 @@ def exact_match(expr: Any, truth: Any, syms: Sequence[Any], box: np.ndarray, *, 
         f, t = evaluate(expr, syms, X), evaluate(truth, syms, X)
     err = float((f - t).abs().max()) if bool(torch.isfinite(f).all()) else math.inf
     scale = max(1.0, float(t.abs().max()))
-    diff, done = simplify_with_timeout(sympy.expand(expr - truth), symbolic_seconds)
-    sym_ok = (diff == 0) if done else None
+    diff = deadline.call(lambda: sympy.simplify(sympy.expand(expr - truth)),
+                         seconds=symbolic_seconds, fallback=None)
+    sym_ok = None if diff is None else bool(diff == 0)
     return {"exact": bool(err <= 1e-8 * scale), "max_abs_error": err, "symbolic_zero": sym_ok,
             "truth": str(truth)}
