@@ -128,9 +128,11 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
 
     has_data = ctx.y_dat is not None
     target = ctx.target(k)
-    # separability tolerance: 10x the network's own relative error on the data (>= 1e-3)
+    # separability tolerance: 10x the network's own relative error on the data (>= 1e-3);
+    # gradients are rougher than values: 30x for the generalised-additivity test (>= 0.03)
     rel = math.sqrt(max(0.0, 1.0 - fm.r2_score(ctx.y_net[:, k], target))) if has_data else 0.0
     tol = min(0.05, max(1e-3, 10.0 * rel))
+    tol_general = min(0.05, max(0.03, 30.0 * rel))
 
     def net(Z: torch.Tensor) -> torch.Tensor:
         return adapter.forward_from_edges(Z)[:, k].double()
@@ -139,7 +141,8 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
     notes: list[str] = []
     try:
         found = deadline.call(separable_formula, net, ctx.X, lib, ctx.syms, tol=tol, seed=seed,
-                              noise_mse=noise, seconds=4 * ctx.seconds, fallback=None)
+                              noise_mse=noise, tol_general=tol_general,
+                              seconds=4 * ctx.seconds, fallback=None)
     except (OptionError, ValueError, RuntimeError) as err:  # a failed candidate is not fatal
         return None, {"error": f"{type(err).__name__}: {err}"}
     if found is None:

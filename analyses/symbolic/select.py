@@ -13,6 +13,13 @@ limits (``FitTable.degenerate``: ``std f / rms f < 1e-2``, e.g. ``cosh(0.002 x)`
   primitive's error sits at the floor and a wrong one's adds its bias, so a simpler primitive
   wins only when the data cannot tell it apart from a more complex one.
 * ``rule="bic"``: minimum ``n log(err) + cx log(n)`` with ``n`` held-out points (Schwarz 1978).
+* **Imitation** (the degenerate-limit test): a transcendental fit in its Taylor regime
+  (:meth:`FitTable.imitation`: on the data the fitted ``c f(a x + b) + d`` is a quadratic in
+  ``x`` to 1 %, e.g. ``c - c cos(a x)`` with ``a x`` spanning a fifth of a period or less) is
+  not eligible when the library has ``x^2``: it spends four parameters, two of them large and
+  cancelling, on what ``x^2`` says with three, and the 1 % it differs by is the size of a
+  trained network's shape error, not evidence. (Description length: the cancelling constants
+  cost ``log`` of their magnitude, which no fit gain on a network's edge pays for.)
 
 Zeroing is NOT a selection outcome: an edge becomes the constant ``0``-function (its mean value,
 which the joint refit absorbs) only when its attribution is below the pruning threshold
@@ -66,16 +73,19 @@ def choose(
     rule: str = "tolerance",
     tol: float = 3.0,
     n_val: int = 100,
-    err_floor: float = 0.0,
+    err_floor: float | np.ndarray = 0.0,
 ) -> list[dict[str, Any]]:
     """Per edge: the chosen primitive, its parameters and fit quality, and the Pareto front.
 
     ``attribution`` (E,) scores; edges below ``prune`` become ``function="0"`` with
     ``params = {a: 0, b: 0, c: 0, d: zero_value[e]}`` (the edge's mean, default 0).
+    ``err_floor``: one error floor for every edge or one per edge (E,).
     """
     E, K = table.r2.shape
     cx = table.complexity
     elig = ~table.degenerate() & np.isfinite(table.r2_val) & np.isfinite(table.r2)
+    if "x^2" in table.names:
+        elig &= ~table.imitation()
     out = []
     for e in range(E):
         err = np.clip(1.0 - table.r2_val[e], 0.0, None)
@@ -90,7 +100,8 @@ def choose(
                        r2=None, r2_val=None, complexity=0.0, column=None, zeroed=True)
             out.append(row)
             continue
-        k = pick(cx, err, front, rule=rule, tol=tol, n=n_val, err_floor=err_floor)
+        floor = float(np.broadcast_to(np.asarray(err_floor, dtype=float), (E,))[e])
+        k = pick(cx, err, front, rule=rule, tol=tol, n=n_val, err_floor=floor)
         if k is None:  # nothing eligible: the best finite fit, else the cubic fallback
             fin = np.where(np.isfinite(table.r2_val[e]), table.r2_val[e], -np.inf)
             k = int(np.argmax(fin)) if np.isfinite(fin).any() else None

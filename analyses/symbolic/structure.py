@@ -23,8 +23,13 @@ sign), so ``exp(sin(pi x))`` or ``1/(a x + b)`` are single fits. The block expre
 combined as ``g + h - f(ref)`` and ``g h / f(ref)``; the caller refits all constants jointly
 against the network and snaps them (:mod:`.formula`).
 
+A block of two or more variables with no additive or multiplicative split is tried for
+**generalised additivity** ``g(sum_i h_i(x_i))`` (:mod:`.additive`, gradient test with
+``tol_general``); only when that fails too is the block, and with it the route, given up.
+
 The result is a *candidate*: :func:`analyses.symbolic.api.symbolic` compares it with the
-formula composed edge by edge and keeps the simpler one unless it fits worse (rule there).
+formula composed edge by edge and keeps the simpler one unless it fits worse (rule in
+:mod:`.routes`).
 """
 
 from __future__ import annotations
@@ -35,13 +40,10 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
-from .fit import fit_edges
-from .formula import edge_expr
 from .library import Primitive
-from .select import choose
+from .univariate import fit_univariate
 
 Net = Callable[[torch.Tensor], torch.Tensor]
 
@@ -120,65 +122,21 @@ def _reference(fn: Net, X: torch.Tensor, n: int = 256) -> torch.Tensor:
     return X[idx[int(torch.argmax(v))]].clone()
 
 
-def fit_univariate(x: torch.Tensor, y: torch.Tensor, library: Sequence[Primitive], var: Any, *,
-                   transforms: bool = True, noise_mse: float = 0.0) -> tuple[Any, dict[str, Any]]:
-    """Best library expression of ``y(x)`` in ``var``, also via ``log|y|`` and ``1/y``.
-
-    Every transform's choice (:func:`analyses.symbolic.select.choose` on held-out odd points) is
-    mapped back to ``y`` and scored by its mean squared error there; the simplest whose MSE is at
-    most ``max(2 MSE_best, noise_mse)`` (+1e-10 var y) wins. ``noise_mse``: the error the samples
-    carry (the network's MSE on the data); differences below it cannot justify a more complex
-    primitive, here or inside ``choose`` (its ``err_floor``, propagated through the transform's
-    derivative). Returns ``(expression, info)``.
-    """
-    import sympy
-
-    x = x.double().reshape(-1)
-    y = y.double().reshape(-1)
-    fit_idx, val_idx = torch.arange(0, len(x), 2), torch.arange(1, len(x), 2)
-    cands: list[tuple[str, torch.Tensor, torch.Tensor]] = [("id", y, torch.ones_like(y))]
-    if transforms:
-        amin, amax = float(y.abs().min()), float(y.abs().max())
-        one_sign = bool((y > 0).all() or (y < 0).all())
-        if one_sign and amin > 1e-6 * amax:
-            cands += [("log", torch.log(y.abs()), 1.0 / y.abs()), ("inv", 1.0 / y, 1.0 / y**2)]
-    var_y = float(y.var())
-    results = []
-    for name, t, dt in cands:
-        table = fit_edges(x[fit_idx][None], t[fit_idx][None], library, x_val=x[val_idx][None],
-                          y_val=t[val_idx][None], progress=False)
-        var_t = float(t.var())
-        floor = noise_mse * float((dt**2).mean()) / var_t if var_t > 0 else 0.0
-        row = choose(table, err_floor=floor)[0]
-        prim = next(p for p in library if p.name == row["function"])
-        inner = edge_expr(prim, row["params"], var, row.get("poly"))
-        sign = 1.0 if float(y[0]) > 0 else -1.0
-        expr = {"id": inner, "log": sign * sympy.exp(inner), "inv": 1 / inner}[name]
-        fn = sympy.lambdify([var], expr, "numpy")
-        with np.errstate(all="ignore"):
-            pred = np.broadcast_to(np.asarray(fn(x.numpy()), dtype=float), (len(x),))
-        mse = float(((pred - y.numpy()) ** 2).mean())
-        mse = mse if math.isfinite(mse) else math.inf
-        results.append((name, expr, mse, float(row["complexity"]), row["function"]))
-    best = min(r[2] for r in results)
-    ok = [r for r in results if r[2] <= max(2.0 * best, noise_mse) + 1e-10 * var_y]
-    order = [c[0] for c in cands]
-    name, expr, mse, cx, fn_name = min(ok, key=lambda r: (r[3], order.index(r[0])))
-    r2 = 1.0 - mse / var_y if var_y > 0 else 1.0
-    return expr, {"transform": name, "function": fn_name, "r2": r2, "complexity": cx}
-
-
 def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], syms: Sequence[Any],
                       *, tol: float = 1e-2, n_points: int = 201, seed: int = 0,
-                      noise_mse: float = 0.0) -> tuple[Any | None, dict[str, Any]]:
+                      noise_mse: float = 0.0, tol_general: float | None = 0.03,
+                      ) -> tuple[Any | None, dict[str, Any]]:
     """A formula of ``fn`` (scalar output) built from separable blocks, or None.
 
-    None when some block of two or more variables has no split below ``tol`` (then the
-    network's structure is not fully separable and the edge-by-edge formula is the one to use).
-    ``info`` records the splits, residuals and each univariate fit. ``noise_mse``: the network's
-    own MSE on the data (see :func:`fit_univariate`).
+    None when some block of two or more variables has no split below ``tol`` and is not
+    generalised-additive within ``tol_general`` (None: not tried); then the network's structure
+    is not separable and the edge-by-edge formula is the one to use. ``info`` records the splits,
+    residuals and each univariate fit. ``noise_mse``: the network's own MSE on the data (see
+    :func:`analyses.symbolic.univariate.fit_univariate`).
     """
     import sympy
+
+    from .additive import generalised_formula
 
     X = X.double()
     ref = _reference(fn, X)
@@ -202,8 +160,16 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
             return expr
         sp = best_split(fn, X, ref, variables, tol=tol, seed=seed)
         if sp is None:
-            info["splits"].append({"vars": list(variables), "split": None})
-            return None
+            entry: dict[str, Any] = {"vars": list(variables), "split": None}
+            info["splits"].append(entry)
+            if tol_general is None:
+                return None
+            expr, gen = generalised_formula(fn, X, ref, variables, library, syms, tol=tol_general,
+                                            noise_mse=noise_mse)
+            entry["general"] = gen
+            if expr is not None:
+                entry["split"] = "general"
+            return expr
         info["splits"].append({"vars": list(variables), "kind": sp.kind, "left": list(sp.left),
                                "right": list(sp.right), "residual": sp.residual})
         left, right = build(sp.left), build(sp.right)
