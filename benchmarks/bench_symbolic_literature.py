@@ -288,8 +288,9 @@ def run_ours(name: str, seed: int, data: str, work: str) -> dict[str, Any]:
     if p.returncode:
         return {"error": "train: " + (p.stderr.strip().splitlines() or ["?"])[-1][:300],
                 "train_s": t_train}
-    p, t_sym = _cli(["symbolic", ckpt, "--data", data, "--prune", "0.01", "--truth",
-                     EQUATIONS[name][1], "--seed", str(seed), "--json", out, "--no-progress"])
+    p, t_sym = _cli(["symbolic", ckpt, "--data", data, "--prune", "0.01",
+                     f"--truth={EQUATIONS[name][1]}", "--seed", str(seed), "--json", out,
+                     "--no-progress"])
     if p.returncode:
         return {"error": "symbolic: " + (p.stderr.strip().splitlines() or ["?"])[-1][:300],
                 "train_s": t_train, "symbolic_s": t_sym}

@@ -15,9 +15,11 @@ formulation needs no division, so zero derivatives and sign changes of ``g'`` ar
 
 When every pair ``(i, pivot)`` passes, the null vectors give ``h_i'`` on a dense grid (scaled by
 the same ``h_pivot'(ref)``); ``h_i`` is their cumulative Simpson integral, fitted with the
-primitive library. If every ``h_i`` is a logarithm of its variable, the sum is the log of a
-product of powers ``w = prod x_i^{p_i}`` (exponents snapped to simple rationals) and ``g`` is
-fitted as a function of ``w^m`` (``m`` in 1, 2, 1/2, -1, -2, -1/2), else of ``z = sum h_i``.
+primitive library. ``g`` is fitted as a function of ``z = sum h_i`` and, if every ``h_i'`` is
+``c_i / x_i`` (each ``h_i`` a logarithm, so the sum is the log of a product of powers
+``w = prod x_i^{p_i}``, exponents snapped to simple rationals), of ``w^m`` (``m`` in 1, 2, 1/2,
+-1, -2, -1/2); the simplest ``g`` within twice the best error wins, and all its constants are
+refitted to the network.
 ``g`` is fitted with :func:`analyses.symbolic.univariate.fit_univariate` (also through ``log``
 and ``1/y``) on network values at data points, and the candidate is kept only when it matches
 the network there to ``R^2 >= 1 - tol^2``.
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import formula as fm
 from .library import Primitive
 
 Net = Callable[[torch.Tensor], torch.Tensor]
@@ -135,7 +138,7 @@ def integrate(x: torch.Tensor, d: np.ndarray) -> np.ndarray:
 
 def _snap_ratio(v: float, max_q: int = 4) -> Fraction | None:
     fr = Fraction(v).limit_denominator(max_q)
-    return fr if fr != 0 and abs(float(fr) - v) <= 0.02 * max(1.0, abs(v)) else None
+    return fr if fr != 0 and abs(float(fr) - v) <= 0.05 * max(1.0, abs(v)) else None
 
 
 def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence[int],
@@ -144,8 +147,11 @@ def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence
                         ) -> tuple[Any | None, dict[str, Any]]:
     """``g(sum h_i(x_i))`` for the block ``V`` of ``fn`` (other inputs at ``ref``), or None.
 
-    ``tol``: the largest accepted pair residual; the final check asks ``R^2 >= 1 - tol^2`` of
-    the formula against ``fn`` on up to ``n_check`` data rows of the block.
+    ``tol``: the largest pair residual for which the construction is attempted (a gate: a
+    trained network's gradients are rough, so it is loose). The candidate is kept only when it
+    matches ``fn`` on up to ``n_check`` data rows of the block to an MSE of at most
+    ``max(10 noise_mse, 1e-6 var f)`` (``noise_mse``: the network's own MSE on the data), i.e.
+    as well as the network matches the data.
     """
     import sympy
 
@@ -171,7 +177,7 @@ def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence
     Z[:, V] = X[rows][:, V]
     with torch.no_grad():
         F = fn(Z).double().reshape(-1)
-    inner = _product_form(hs, leaves, V, X, syms)
+    inner = _product_form(hs, prof, V, X, syms)
     zsym = sympy.Symbol("_z", real=True)
     zs, Fs, kept = [], [], []
     for label, zexpr in inner:
@@ -197,45 +203,44 @@ def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence
     ok = [f for f in found if f[0] <= 2 * floor + 1e-12]
     err, _, _, label, expr, gi = min(ok, key=lambda f: (f[1], f[2]))
     info.update(outer={"inner": label, **gi})
-    if err > tol * tol:  # 1 - R^2 of g(z) against the network
+    # the inner h_i came from integrated gradients: refit every constant to the network values
+    expr = fm.refit(fm.fold_pow(expr), syms, Z, F, steps=100)
+    with np.errstate(all="ignore"):
+        err = 1.0 - fm.r2_score(fm.evaluate(expr, syms, Z), F)
+    var_f = float(F.var())
+    if err * var_f > max(10.0 * noise_mse, 1e-6 * var_f):  # err = 1 - R^2 of g(z) vs fn
         info["rejected"] = f"g fits the network to R^2 {1 - err:.6f} only"
         return None, info
     return expr, info
 
 
-def _product_form(hs: dict[int, Any], leaves: list[dict[str, Any]], V: Sequence[int],
-                  X: torch.Tensor, syms: Sequence[Any]) -> list[tuple[str, Any]]:
-    """Inner variables to try: ``z = sum h_i`` and, when every ``h_i = c_i log(x_i)`` on
-    one-signed data, powers ``w^m`` of ``w = prod x_i^{c_i / c_p}`` (rational exponents)."""
+def _product_form(hs: dict[int, Any], prof: dict[int, tuple[torch.Tensor, np.ndarray]],
+                  V: Sequence[int], X: torch.Tensor, syms: Sequence[Any]) -> list[tuple[str, Any]]:
+    """Inner variables to try: ``z = sum h_i`` and, when every variable keeps one sign and every
+    ``h_i'`` is ``c_i / x_i`` to 2 % in squared error (``h_i = c_i log|x_i|``, whatever primitive the
+    noisy integral was fitted with; a wrong guess only adds candidates that ``g`` fails on), powers ``w^m`` of ``w = prod x_i^{c_i / c_p}`` (exponents snapped
+    to ratios with denominators up to 4)."""
     import sympy
 
     out = [("sum", sympy.Add(*hs.values()))]
-    if not all(leaf.get("function") == "log" for leaf in leaves):
-        return out
     coef = {}
     for i in V:
-        e = hs[i]
-        logs = [t for t in e.atoms(sympy.log)]
-        if len(logs) != 1:
+        if not bool((X[:, i] > 0).all() | (X[:, i] < 0).all()):
             return out
-        arg = logs[0].args[0]
-        lin = sympy.Poly(arg, syms[i]) if arg.is_polynomial(syms[i]) else None
-        if lin is None or lin.degree() != 1:
+        a, d = prof[i]
+        inv = 1.0 / a.numpy()
+        c = float(np.dot(d, inv) / np.dot(inv, inv))
+        if float(np.sum((d - c * inv) ** 2)) > 2e-2 * float(np.sum(d**2)):
             return out
-        a1, b1 = (float(c) for c in lin.all_coeffs())
-        span = float(X[:, i].abs().max())
-        if abs(b1) > 1e-3 * abs(a1) * span or not bool((X[:, i] > 0).all() | (X[:, i] < 0).all()):
-            return out
-        coef[i] = float(sympy.diff(e, syms[i]).subs(syms[i], 1)) * (1.0 if a1 > 0 else -1.0)
+        coef[i] = c
     piv = max(coef, key=lambda i: abs(coef[i]))
     w = sympy.Integer(1)
     for i in V:
         fr = _snap_ratio(coef[i] / coef[piv])
         if fr is None:
             return out
-        w = w * sympy.Abs(syms[i]) ** sympy.Rational(fr.numerator, fr.denominator)
-    w = sympy.powsimp(w.replace(sympy.Abs, lambda u: u if bool((X[:, syms.index(u)] > 0).all())
-                                else -u), force=True)
+        base = syms[i] if bool((X[:, i] > 0).all()) else -syms[i]
+        w = w * base ** sympy.Rational(fr.numerator, fr.denominator)
     for m in (1, 2, sympy.Rational(1, 2), -1, -2, sympy.Rational(-1, 2)):
         out.append((f"w^{m}", sympy.powsimp(w**m, force=True)))
     return out

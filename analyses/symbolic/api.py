@@ -153,7 +153,7 @@ def symbolic(
         pbar.update(1)
 
         t = time.perf_counter()
-        final, routes, snapped, exprs = [], [], [], []
+        final, fit_scores, routes, snapped, exprs = [], [], [], [], []
         has_data = y_dat is not None
         for k in range(y_net.shape[1]):
             cands = []
@@ -187,12 +187,12 @@ def symbolic(
             if pick[0] == "structure" or edge_info[k].get("snapped"):
                 snapped.append(k)
             final.append(pick[1])
+            fit_scores.append(pick[2])
             routes.append(route)
         timings["structure"] = time.perf_counter() - t
         pbar.update(1)
 
         t = time.perf_counter()
-        fit_scores = [rt.score(e, ctx, k) for k, e in enumerate(final)]
         held_scores = _held_scores(adapter, final, ctx, held)
         for k, route in enumerate(routes):
             for name, e in exprs[k].items():

@@ -7,8 +7,8 @@
   jointly by L-BFGS (torch, float64) to the network's outputs on the training inputs.
 * :func:`snap`: greedy, one constant at a time, try the simplest nearby ``p/q * K`` with
   ``K in {1, pi, sqrt2, e, sqrt(pi), 1/sqrt(pi), sqrt(2/pi), 1/pi}``, ``q <= 10``,
-  ``|p| <= 20`` (and 0); keep a snap
-  only when the formula-vs-data MSE after refitting the other constants stays below
+  ``|p| <= 20`` (and 0 for constants below 0.1); keep a snap
+  only when the formula-vs-data MSE after refitting the other constants to the data stays below
   ``MSE_data(before) + 0.2 * min(MSE(before vs network), MSE(network vs data)) + 1e-14 var(y)``
   ("does not hurt the fit": a snap may move the formula towards the data freely, away from it
   only by a fraction of the network's own error).
@@ -262,13 +262,15 @@ def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor,
     return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(ps, theta)})
 
 
-def candidates(v: float, *, max_q: int = 10, max_p: int = 20, rel: float = 1e-2) -> list[Any]:
-    """Simple constants near ``v``, simplest first: 0 (for |v| < 1e-2), then ``p/q * K``
-    within ``rel`` (the fit criterion of :func:`snap` decides which, if any, is kept)."""
+def candidates(v: float, *, max_q: int = 10, max_p: int = 20, rel: float = 1e-2,
+               zero_below: float = 1e-2) -> list[Any]:
+    """Simple constants near ``v``, simplest first: 0 (for |v| < ``zero_below``), then
+    ``p/q * K`` within ``rel`` (the fit criterion of :func:`snap` decides which, if any, is
+    kept)."""
     import sympy
 
     out: list[tuple[tuple, Any]] = []
-    if abs(v) < 1e-2:
+    if abs(v) < zero_below:
         out.append(((0, 0, 0.0), sympy.Integer(0)))
     for ki, (kname, kval) in enumerate(CONSTANTS):
         fr = Fraction(v / kval).limit_denominator(max_q)
@@ -306,11 +308,14 @@ def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
         f = todo[0]
         done.add(float(f))
         limit = cur_mse + 0.2 * min(mse(cur, yn), floor) + tiny
-        for cand in candidates(float(f))[:max_tries]:
+        tries = candidates(float(f))[:max_tries]
+        if 1e-2 <= abs(float(f)) < 0.1:  # a small offset may be a fitted zero
+            tries.append(0)
+        for cand in tries:
             trial = cur.xreplace({f: cand})
             m = mse(trial)
-            if m > limit:
-                trial = refit(trial, syms, X, yn, steps=steps)
+            if m > limit:  # the other constants follow the data, which judges the snap
+                trial = refit(trial, syms, X, yd, steps=steps)
                 m = mse(trial)
             if m <= limit:
                 cur, cur_mse = trial, m

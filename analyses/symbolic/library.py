@@ -106,6 +106,14 @@ class Primitive:
             _parse(self.expr)
 
     @property
+    def n_params(self) -> int:
+        """Free parameters of ``c f(a x + b) + d`` after canonicalisation (a symmetry that
+        folds one of them leaves three; ``x`` has two, the cubic four)."""
+        if self.symmetry == "linear":
+            return 2
+        return 3 if self.symmetry in ("power", "log", "exp") else 4
+
+    @property
     def closed_form(self) -> bool:
         """True for primitives fitted by linear least squares without an (a, b) search."""
         return self.symmetry in ("linear", "poly")

@@ -23,9 +23,13 @@ sign), so ``exp(sin(pi x))`` or ``1/(a x + b)`` are single fits. The block expre
 combined as ``g + h - f(ref)`` and ``g h / f(ref)``; the caller refits all constants jointly
 against the network and snaps them (:mod:`.formula`).
 
-A block of two or more variables with no additive or multiplicative split is tried for
-**generalised additivity** ``g(sum_i h_i(x_i))`` (:mod:`.additive`, gradient test with
-``tol_general``); only when that fails too is the block, and with it the route, given up.
+A block of two or more variables with no additive or multiplicative split, or whose best split
+is not clear (residual above ``tol / 3``: a rough network lets a false split through), and the
+set of all variables, are tried
+for **generalised additivity** ``g(sum_i h_i(x_i))`` (:mod:`.additive`, gradient gate
+``tol_general``, then a check against the network); of a split and a generalised-additive
+formula the one closer to the network on the block wins (twice as close, or as close with fewer
+operations). Only when neither exists is the block, and with it the route, given up.
 
 The result is a *candidate*: :func:`analyses.symbolic.api.symbolic` compares it with the
 formula composed edge by edge and keeps the simpler one unless it fits worse (rule in
@@ -122,6 +126,30 @@ def _reference(fn: Net, X: torch.Tensor, n: int = 256) -> torch.Tensor:
     return X[idx[int(torch.argmax(v))]].clone()
 
 
+def _better(new: Any, old: Any, fn: Net, X: torch.Tensor, ref: torch.Tensor,
+            V: Sequence[int], syms: Sequence[Any]) -> bool:
+    """Whether block formula ``new`` matches ``fn`` on the block (data rows of ``V``, the rest
+    at ``ref``) with under half the MSE of ``old``, or within twice it with fewer operations."""
+    import sympy
+
+    from .formula import evaluate
+
+    rows = torch.linspace(0, len(X) - 1, min(400, len(X))).round().long().unique()
+    Z = ref.repeat(len(rows), 1)
+    Z[:, list(V)] = X[rows][:, list(V)]
+    with torch.no_grad():
+        F = fn(Z).double().reshape(-1)
+
+    def mse(e: Any) -> float:
+        v = float(((evaluate(e, syms, Z) - F) ** 2).mean())
+        return v if math.isfinite(v) else math.inf
+
+    m_new, m_old = mse(new), mse(old)
+    if sympy.count_ops(new) < sympy.count_ops(old):
+        return m_new <= 2 * m_old
+    return m_new < 0.5 * m_old
+
+
 def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], syms: Sequence[Any],
                       *, tol: float = 1e-2, n_points: int = 201, seed: int = 0,
                       noise_mse: float = 0.0, tol_general: float | None = 0.03,
@@ -159,24 +187,29 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
             info["leaves"].append({"var": i, **leaf})
             return expr
         sp = best_split(fn, X, ref, variables, tol=tol, seed=seed)
-        if sp is None:
-            entry: dict[str, Any] = {"vars": list(variables), "split": None}
-            info["splits"].append(entry)
-            if tol_general is None:
-                return None
-            expr, gen = generalised_formula(fn, X, ref, variables, library, syms, tol=tol_general,
-                                            noise_mse=noise_mse)
-            entry["general"] = gen
-            if expr is not None:
-                entry["split"] = "general"
-            return expr
-        info["splits"].append({"vars": list(variables), "kind": sp.kind, "left": list(sp.left),
-                               "right": list(sp.right), "residual": sp.residual})
-        left, right = build(sp.left), build(sp.right)
-        if left is None or right is None:
-            return None
-        c = sympy.Float(f_ref)
-        return left + right - c if sp.kind == "add" else left * right / c
+        entry: dict[str, Any] = {"vars": list(variables), "split": None}
+        info["splits"].append(entry)
+        split_expr = None
+        if sp is not None:
+            entry.update(kind=sp.kind, split=sp.kind, left=list(sp.left), right=list(sp.right),
+                         residual=sp.residual)
+            left, right = build(sp.left), build(sp.right)
+            if left is not None and right is not None:
+                c = sympy.Float(f_ref)
+                split_expr = left + right - c if sp.kind == "add" else left * right / c
+            top = len(variables) == X.shape[1]
+            if split_expr is not None and sp.residual <= tol / 3 and not top:
+                return split_expr  # a clear split (the whole set is always compared)
+        if tol_general is None:
+            return split_expr
+        gen_expr, gen = generalised_formula(fn, X, ref, variables, library, syms,
+                                            tol=tol_general, noise_mse=noise_mse)
+        entry["general"] = gen
+        if gen_expr is None or (split_expr is not None
+                                and not _better(gen_expr, split_expr, fn, X, ref, variables, syms)):
+            return split_expr
+        entry["split"] = "general"
+        return gen_expr
 
     expr = build(tuple(range(X.shape[1])))
     return expr, info

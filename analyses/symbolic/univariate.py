@@ -3,7 +3,9 @@
 For each row ``(x, y)`` and each transform ``T`` of AI Feynman's (Udrescu & Tegmark 2020,
 "AI Feynman: a physics-inspired method for symbolic regression", Sci. Adv.) that applies
 (``id``; ``log|y|`` and ``1/y`` when ``y`` keeps one sign away from 0), ``T(y)`` is fitted by
-the primitive library (:func:`analyses.symbolic.fit.fit_edges` on the even points,
+the primitive library as a function of ``x`` and of ``x^2`` (so ``sin(x^2)`` is one fit; the
+squared input adds 2 to the complexity, ``x^2``'s own)
+(:func:`analyses.symbolic.fit.fit_edges` on the even points,
 :func:`analyses.symbolic.select.choose` on the odd ones), mapped back (``sign * exp``, ``1/.``)
 and scored by its mean squared error against ``y``. The simplest whose MSE is at most
 ``max(2 MSE_best, noise_mse)`` (+1e-10 var y) wins. ``noise_mse``: the error the samples carry
@@ -52,7 +54,8 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
     E, P = xs.shape
     fit_idx, val_idx = torch.arange(0, P, 2), torch.arange(1, P, 2)
     results: list[list[tuple]] = [[] for _ in range(E)]
-    for name in (TRANSFORMS if transforms else ("id",)):
+    for square, name in [(sq, t) for sq in (False, True) for t in
+                         (TRANSFORMS if transforms else ("id",))]:
         rows, ts, floors = [], [], []
         for e in range(E):
             tr = _transform(name, ys[e])
@@ -68,14 +71,14 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
         if not rows:
             continue
         T = torch.stack(ts)
-        X = xs[rows]
+        X = xs[rows] ** 2 if square else xs[rows]
         table = fit_edges(X[:, fit_idx], T[:, fit_idx], library, x_val=X[:, val_idx],
                           y_val=T[:, val_idx], progress=False)
         chosen = choose(table, err_floor=np.array(floors))
         for r, e in enumerate(rows):
             row = chosen[r]
             prim = next(p for p in library if p.name == row["function"])
-            inner = edge_expr(prim, row["params"], var, row.get("poly"))
+            inner = edge_expr(prim, row["params"], var**2 if square else var, row.get("poly"))
             sign = 1.0 if float(ys[e, 0]) > 0 else -1.0
             expr = {"id": inner, "log": sign * sympy.exp(inner), "inv": 1 / inner}[name]
             fn = sympy.lambdify([var], expr, "numpy")
@@ -83,7 +86,8 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
                 pred = np.broadcast_to(np.asarray(fn(xs[e].numpy()), dtype=float), (P,))
             mse = float(((pred - ys[e].numpy()) ** 2).mean())
             results[e].append((name, expr, mse if math.isfinite(mse) else math.inf,
-                               float(row["complexity"]), row["function"]))
+                               float(row["complexity"]) + (2.0 if square else 0.0),
+                               row["function"] + ("(x^2)" if square else "")))
     out = []
     for e in range(E):
         var_y = float(ys[e].var())
