@@ -399,6 +399,23 @@ def summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def per_equation(rows: list[dict[str, Any]]) -> str:
+    """Markdown table: per equation and noise, exact seeds out of runs for each tool."""
+    tools = sorted({r["tool"] for r in rows})
+    noises = sorted({r["noise"] for r in rows})
+    head = "| equation | split | " + " | ".join(f"{t} noise {n:g}" for n in noises for t in tools)
+    lines = [head + " |", "|---|---|" + "---|" * (len(tools) * len(noises))]
+    for name in EQUATIONS:
+        cells = []
+        for n in noises:
+            for t in tools:
+                rs = [r for r in rows if r["equation"] == name and r["tool"] == t and r["noise"] == n]
+                cells.append(f"{sum(bool(r.get('exact')) for r in rs)}/{len(rs)}" if rs else "-")
+        if any(c != "-" for c in cells):
+            lines.append(f"| {name} | {split_of(name)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", choices=("tune", "validation", "all"), default="tune")
@@ -411,11 +428,12 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(),
                                                        "inspect_kit_literature"))
     ap.add_argument("--summary", metavar="JSONL", default=None,
-                    help="only print the summary table of a results file")
+                    help="only print the summary tables of a results file")
     args = ap.parse_args()
     if args.summary:
         with open(args.summary) as f:
-            print(summary([json.loads(line) for line in f if line.strip()]))
+            rows = [json.loads(line) for line in f if line.strip()]
+        print(summary(rows) + "\n\n" + per_equation(rows))
         return
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in tools:

@@ -14,6 +14,7 @@ from torch import nn
 from analyses.symbolic import export
 from analyses.symbolic import formula as fm
 from analyses.symbolic.api import SymbolicResult, symbolic
+from analyses.symbolic.snap import candidates, snap
 from inspect_kit.errors import NonFiniteError
 from inspect_kit.kan.protocol import KANAdapter, sym_affine
 from inspect_kit.testing import assert_untouched
@@ -115,12 +116,12 @@ def test_snapping_only_when_it_does_not_hurt():
     X = torch.linspace(-1, 1, 200, dtype=torch.float64)[:, None]
     y_true = torch.sin(PI * X[:, 0]) + 1 / 3
     near = sympy.Float(1.0000003) * sympy.sin(sympy.Float(3.1415929) * x) + sympy.Float(0.33333)
-    out = fm.snap(near, syms, X, y_true, y_true)
+    out = snap(near, syms, X, y_true, y_true)
     assert sympy.simplify(out - (sympy.sin(sympy.pi * x) + sympy.Rational(1, 3))) == 0
     # 0.335 is within 1% of 1/3 (a candidate) but the data say it is not 1/3: no snap
     y2 = torch.sin(PI * X[:, 0]) + 0.335
-    assert sympy.Rational(1, 3) in fm.candidates(0.335)
-    kept = fm.snap(sympy.sin(sympy.pi * x) + sympy.Float(0.335), syms, X, y2, y2)
+    assert sympy.Rational(1, 3) in candidates(0.335)
+    kept = snap(sympy.sin(sympy.pi * x) + sympy.Float(0.335), syms, X, y2, y2)
     assert any(abs(float(f) - 0.335) < 1e-9 for f in kept.atoms(sympy.Float))
 
 

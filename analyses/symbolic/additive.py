@@ -217,9 +217,10 @@ def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence
 def _product_form(hs: dict[int, Any], prof: dict[int, tuple[torch.Tensor, np.ndarray]],
                   V: Sequence[int], X: torch.Tensor, syms: Sequence[Any]) -> list[tuple[str, Any]]:
     """Inner variables to try: ``z = sum h_i`` and, when every variable keeps one sign and every
-    ``h_i'`` is ``c_i / x_i`` to 2 % in squared error (``h_i = c_i log|x_i|``, whatever primitive the
-    noisy integral was fitted with; a wrong guess only adds candidates that ``g`` fails on), powers ``w^m`` of ``w = prod x_i^{c_i / c_p}`` (exponents snapped
-    to ratios with denominators up to 4)."""
+    ``h_i'`` is ``c_i / x_i`` to 2 % in squared error (``h_i = c_i log|x_i|``, whatever
+    primitive the noisy integral was fitted with; a wrong guess only adds candidates that ``g``
+    fails on), powers ``w^m`` of ``w = prod x_i^{c_i / c_p}`` (exponents snapped to ratios with
+    denominators up to 4)."""
     import sympy
 
     out = [("sum", sympy.Add(*hs.values()))]

@@ -5,13 +5,7 @@
   sub-node affines, mult nodes of any arity, all defined by the adapter).
 * :func:`refit`: every float constant of the composed expression becomes a parameter, fitted
   jointly by L-BFGS (torch, float64) to the network's outputs on the training inputs.
-* :func:`snap`: greedy, one constant at a time, try the simplest nearby ``p/q * K`` with
-  ``K in {1, pi, sqrt2, e, sqrt(pi), 1/sqrt(pi), sqrt(2/pi), 1/pi}``, ``q <= 10``,
-  ``|p| <= 20`` (and 0 for constants below 0.1); keep a snap
-  only when the formula-vs-data MSE after refitting the other constants to the data stays below
-  ``MSE_data(before) + 0.2 * min(MSE(before vs network), MSE(network vs data)) + 1e-14 var(y)``
-  ("does not hurt the fit": a snap may move the formula towards the data freely, away from it
-  only by a fraction of the network's own error).
+* :func:`snap` (constant snapping) lives in :mod:`.snap`.
 * :func:`simplify_with_timeout`: ``sympy.simplify`` with a time limit (:mod:`.deadline`).
 * safe exports (LaTeX, a guarded Python callable, a torch module) live in :mod:`.export`.
 * :func:`exact_match`: the criterion for exact recovery, stated here once: the formula and the
@@ -24,7 +18,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -32,18 +25,6 @@ import torch
 
 from . import deadline
 from .library import Primitive, _sym
-
-CONSTANTS = (("1", 1.0), ("pi", math.pi), ("sqrt(2)", math.sqrt(2)), ("E", math.e),
-             ("sqrt(pi)", math.sqrt(math.pi)), ("1/sqrt(pi)", 1 / math.sqrt(math.pi)),
-             ("sqrt(2/pi)", math.sqrt(2 / math.pi)), ("1/pi", 1 / math.pi))
-
-
-def _constant(name: str) -> Any:
-    import sympy
-
-    return {"1": sympy.Integer(1), "pi": sympy.pi, "sqrt(2)": sympy.sqrt(2), "E": sympy.E,
-            "sqrt(pi)": sympy.sqrt(sympy.pi), "1/sqrt(pi)": 1 / sympy.sqrt(sympy.pi),
-            "sqrt(2/pi)": sympy.sqrt(2 / sympy.pi), "1/pi": 1 / sympy.pi}[name]
 
 
 def parse_truth(text: str, syms: Sequence[Any]) -> Any:
@@ -262,68 +243,6 @@ def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor,
     return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(ps, theta)})
 
 
-def candidates(v: float, *, max_q: int = 10, max_p: int = 20, rel: float = 1e-2,
-               zero_below: float = 1e-2) -> list[Any]:
-    """Simple constants near ``v``, simplest first: 0 (for |v| < ``zero_below``), then
-    ``p/q * K`` within ``rel`` (the fit criterion of :func:`snap` decides which, if any, is
-    kept)."""
-    import sympy
-
-    out: list[tuple[tuple, Any]] = []
-    if abs(v) < zero_below:
-        out.append(((0, 0, 0.0), sympy.Integer(0)))
-    for ki, (kname, kval) in enumerate(CONSTANTS):
-        fr = Fraction(v / kval).limit_denominator(max_q)
-        if fr == 0 or abs(fr.numerator) > max_p:
-            continue
-        approx = float(fr) * kval
-        err = abs(approx - v) / max(abs(v), 1e-300)
-        if err <= rel:
-            val = sympy.Rational(fr.numerator, fr.denominator) * _constant(kname)
-            out.append(((fr.denominator + ki, err, ki), val))
-    out.sort(key=lambda t: t[0])
-    return [v for _, v in out]
-
-
-def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
-         y_net: torch.Tensor, *, max_tries: int = 3, steps: int = 60) -> Any:
-    """Greedy constant snapping with refits (criterion in the module docstring)."""
-    X = torch.as_tensor(X, dtype=torch.float64)
-    yd = torch.as_tensor(y_data, dtype=torch.float64).reshape(-1)
-    yn = torch.as_tensor(y_net, dtype=torch.float64).reshape(-1)
-
-    def mse(e: Any, y: torch.Tensor = yd) -> float:
-        with np.errstate(all="ignore"):
-            v = float(((evaluate(e, syms, X) - y) ** 2).mean())
-        return v if math.isfinite(v) else math.inf
-
-    floor = float(((yn - yd) ** 2).mean())
-    tiny = 1e-14 * float(yd.var()) + 1e-300
-    cur, cur_mse = expr, mse(expr)
-    done: set[float] = set()
-    for _ in range(4 * len(floats(expr)) + 4):
-        todo = [f for f in floats(cur) if float(f) not in done]
-        if not todo:
-            break
-        f = todo[0]
-        done.add(float(f))
-        limit = cur_mse + 0.2 * min(mse(cur, yn), floor) + tiny
-        tries = candidates(float(f))[:max_tries]
-        if 1e-2 <= abs(float(f)) < 0.1:  # a small offset may be a fitted zero
-            tries.append(0)
-        for cand in tries:
-            trial = cur.xreplace({f: cand})
-            m = mse(trial)
-            if m > limit:  # the other constants follow the data, which judges the snap
-                trial = refit(trial, syms, X, yd, steps=steps)
-                m = mse(trial)
-            if m <= limit:
-                cur, cur_mse = trial, m
-                done = {float(g) for g in floats(cur)} & done
-                break
-    return cur
-
-
 def simplify_with_timeout(expr: Any, seconds: float = 10.0) -> tuple[Any, bool]:
     """``(sympy.simplify(expr), True)``, or ``(expr, False)`` when it takes longer than
     ``seconds`` or fails (bounded by :func:`analyses.symbolic.deadline.call`)."""
@@ -341,13 +260,15 @@ def polish(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_net: torch.Tensor,
     that misses the data is pointless), refit to ``y_net``, simplify (kept only if it has no
     more operations and equals the formula to 1e-12 in R^2 on ``X_check``); a second round when
     simplification exposed new constants. Returns ``(expression, snapped)``."""
+    from .snap import snap as _snap
+
     Xc = X if X_check is None else X_check
     do_snap = bool(snap_constants and y_data is not None
                    and r2_score(evaluate(expr, syms, X), y_data) >= snap_min_r2)
     e = expr
     for _round in range(2):
         if do_snap:
-            e = snap(e, syms, X, y_data, y_net)
+            e = _snap(e, syms, X, y_data, y_net)
         e = refit(e, syms, X, y_net, steps=refit_steps)
         s, ok = simplify_with_timeout(e, simplify_seconds)
         changed = False

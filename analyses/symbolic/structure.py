@@ -28,8 +28,9 @@ is not clear (residual above ``tol / 3``: a rough network lets a false split thr
 set of all variables, are tried
 for **generalised additivity** ``g(sum_i h_i(x_i))`` (:mod:`.additive`, gradient gate
 ``tol_general``, then a check against the network); of a split and a generalised-additive
-formula the one closer to the network on the block wins (twice as close, or as close with fewer
-operations). Only when neither exists is the block, and with it the route, given up.
+formula the one closer to the network on the block wins (twice as close, or, when the split is
+not clear, as close with fewer operations). Only when neither exists is the block, and with
+it the route, given up.
 
 The result is a *candidate*: :func:`analyses.symbolic.api.symbolic` compares it with the
 formula composed edge by edge and keeps the simpler one unless it fits worse (rule in
@@ -127,9 +128,10 @@ def _reference(fn: Net, X: torch.Tensor, n: int = 256) -> torch.Tensor:
 
 
 def _better(new: Any, old: Any, fn: Net, X: torch.Tensor, ref: torch.Tensor,
-            V: Sequence[int], syms: Sequence[Any]) -> bool:
+            V: Sequence[int], syms: Sequence[Any], *, closer_only: bool = False) -> bool:
     """Whether block formula ``new`` matches ``fn`` on the block (data rows of ``V``, the rest
-    at ``ref``) with under half the MSE of ``old``, or within twice it with fewer operations."""
+    at ``ref``) with under half the MSE of ``old``, or (unless ``closer_only``) within twice it
+    with fewer operations."""
     import sympy
 
     from .formula import evaluate
@@ -145,7 +147,7 @@ def _better(new: Any, old: Any, fn: Net, X: torch.Tensor, ref: torch.Tensor,
         return v if math.isfinite(v) else math.inf
 
     m_new, m_old = mse(new), mse(old)
-    if sympy.count_ops(new) < sympy.count_ops(old):
+    if not closer_only and sympy.count_ops(new) < sympy.count_ops(old):
         return m_new <= 2 * m_old
     return m_new < 0.5 * m_old
 
@@ -205,8 +207,9 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
         gen_expr, gen = generalised_formula(fn, X, ref, variables, library, syms,
                                             tol=tol_general, noise_mse=noise_mse)
         entry["general"] = gen
-        if gen_expr is None or (split_expr is not None
-                                and not _better(gen_expr, split_expr, fn, X, ref, variables, syms)):
+        clear = sp is not None and sp.residual <= tol / 3
+        if gen_expr is None or (split_expr is not None and not _better(
+                gen_expr, split_expr, fn, X, ref, variables, syms, closer_only=clear)):
             return split_expr
         entry["split"] = "general"
         return gen_expr
