@@ -47,6 +47,7 @@ def _free_port() -> int:
 
 def _work(state: dict, data: tuple, hvps: int, steps: int) -> dict:
     from analyses.hessian.distributed import make_operator
+
     from analyses.landscape.api import landscape
 
     model = build("mlp", sizes=SIZES)

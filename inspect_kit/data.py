@@ -9,7 +9,8 @@ Accepted by every analysis (``data=``):
 
 Spec strings (:func:`load_data`): ``digits`` and ``wine`` (scikit-learn's bundled copies, a
 stratified 80/20 split with ``random_state=0``, standardised with training statistics),
-``formula:NAME`` (synthetic regression on a known formula, see :data:`FORMULAS`), a ``.pt`` or
+``formula:NAME`` (synthetic regression on a known formula, see :data:`FORMULAS`),
+``modadd:P[:FRAC[:SEED]]`` (modular addition, :func:`modadd_data`), a ``.pt`` or
 ``.npz`` file holding ``x``/``y`` (optionally ``x_test``/``y_test``), or ``module:callable``
 returning any of the above.
 """
@@ -19,15 +20,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .errors import DataError, NonFiniteError, OptionError
+from .errors import DataError, OptionError
+from .losses import LossFn, resolve_loss, task_of  # noqa: F401 - re-exported
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -84,6 +84,8 @@ class DataBundle:
     """A named data set with train and test splits.
 
     ``task`` is "classification" (integer ``y``) or "regression" (float ``y`` of shape (n, k)).
+    ``x_train``/``x_test`` are tensors, or dicts of model inputs by name for text models
+    (``{"input_ids": ..., "attention_mask": ...}``).
     ``input_shape`` is the shape of one sample (e.g. ``(1, 8, 8)`` for digits as an image).
     """
 
@@ -119,11 +121,6 @@ class DataBundle:
                 raise DataError(f"data set {self.name!r} has no test split; use split='train'")
             return self.x_test, self.y_test
         raise OptionError(f"split must be 'train' or 'test', got {which!r}")
-
-
-def task_of(y: torch.Tensor) -> str:
-    """'classification' for integer targets, 'regression' for floating targets."""
-    return "regression" if torch.is_floating_point(y) else "classification"
 
 
 def _standardise(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +172,57 @@ def formula_data(
     return DataBundle(f"formula:{name}", xtr, ytr, xte, yte, truth=f.expr)
 
 
+def modadd_data(p: int, frac: float = 0.3, seed: int = 0) -> DataBundle:
+    """Modular addition: all ``p^2`` pairs ``(a, b)`` as integer tokens, labels ``(a + b) mod p``.
+
+    Inputs have shape ``(N, 2)`` and dtype long (they stay integer through the model view);
+    pair ``(a, b)`` is sample ``a p + b`` of the full grid. A seeded random share ``frac`` of the
+    pairs (``round(frac p^2)``, drawn with ``torch.Generator().manual_seed(seed)``, kept in grid
+    order) is the training split, the rest the test split, as in Power et al. 2022 and Nanda et
+    al. 2023 (who train on 30% of the pairs for p = 113). The split seed is part of the spec
+    (``modadd:P:FRAC:SEED``), never an analysis's ``seed``, so a model is always audited on the
+    split it was trained on.
+
+    >>> d = modadd_data(5, frac=0.4)
+    >>> d.x_train.shape, d.x_train.dtype, len(d.x_test), d.n_classes
+    (torch.Size([10, 2]), torch.int64, 15, 5)
+    >>> bool(((d.x_train.sum(1) % 5) == d.y_train).all())
+    True
+    """
+    if isinstance(p, bool) or not isinstance(p, int) or p < 3:
+        raise DataError(f"modadd needs an integer modulus p >= 3, got {p!r}; write e.g. modadd:59")
+    if not 0.0 < float(frac) < 1.0:
+        raise DataError(f"modadd training fraction must be in (0, 1), got {frac!r}; write e.g. "
+                        "modadd:59:0.3")
+    n = p * p
+    n_train = min(max(int(round(float(frac) * n)), 1), n - 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    train, test = perm[:n_train].sort().values, perm[n_train:].sort().values
+    grid = torch.stack([torch.arange(n) // p, torch.arange(n) % p], 1)
+    labels = grid.sum(1) % p
+    name = f"modadd:{p}:{float(frac):g}" + (f":{int(seed)}" if seed else "")
+    return DataBundle(name, grid[train], labels[train], grid[test], labels[test], n_classes=p,
+                      truth=f"(a + b) mod {p}")
+
+
+def _modadd_spec(spec: str) -> DataBundle:
+    parts = spec.split(":")[1:]
+    try:
+        if not 1 <= len(parts) <= 3:
+            raise ValueError
+        p = int(parts[0])
+        frac = float(parts[1]) if len(parts) > 1 else 0.3
+        seed = int(parts[2]) if len(parts) > 2 else 0
+    except ValueError:
+        raise DataError(f"cannot read {spec!r}: write modadd:P, modadd:P:FRAC or "
+                        "modadd:P:FRAC:SEED, e.g. modadd:59 or modadd:59:0.4") from None
+    return modadd_data(p, frac, seed)
+
+
 def _from_file(path: Path) -> DataBundle:
+    from . import torchfile
+    from .errors import CheckpointError, first_line
+
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
     try:
@@ -183,25 +230,96 @@ def _from_file(path: Path) -> DataBundle:
             with np.load(path, allow_pickle=False) as z:
                 d = {k: torch.from_numpy(z[k]) for k in z.files}
         elif path.suffix == ".pt":
-            d = torch.load(path, weights_only=True, map_location="cpu")
+            d = torchfile.load(path)  # zip format only: the file cannot choose an allocation
         else:
             raise DataError(f"data file {path} must end in .pt or .npz")
     except DataError:
         raise
+    except CheckpointError as exc:
+        raise DataError(f"cannot read data file: {exc}") from exc
+    except MemoryError as exc:
+        raise DataError(f"reading data file {path} ran out of memory") from exc
     except Exception as exc:  # unreadable or unsafe file
-        raise DataError(f"cannot read data file {path}: {exc}") from exc
-    if not isinstance(d, dict) or "x" not in d or "y" not in d:
-        raise DataError(f"data file {path} must hold 'x' and 'y' (and optionally 'x_test', 'y_test')")
+        raise DataError(f"cannot read data file {path}: {first_line(exc)}") from exc
+    if not isinstance(d, dict):
+        raise DataError(f"data file {path} must hold a dict of tensors ('x' and 'y', or model "
+                        "inputs such as 'input_ids' with 'labels')")
+    if "x" in d and "y" in d:
+        return _xy_bundle(path, d)
+    return _dict_bundle(path, d)
 
-    def t(v: Any) -> torch.Tensor:
+
+def _xy_bundle(path: Path, d: dict[str, Any]) -> DataBundle:
+    """``x``/``y`` (and optionally ``x_test``/``y_test``), checked: same sample count N >= 1,
+    real numbers, labels (N,) or float targets (N,)/(N, k)."""
+    x, y = _array(d["x"], path, "x"), _array(d["y"], path, "y")
+    _check_pair(x, y, path, "")
+    xt = _array(d["x_test"], path, "x_test") if "x_test" in d else None
+    yt = _array(d["y_test"], path, "y_test") if "y_test" in d else None
+    if (xt is None) != (yt is None):
+        raise DataError(f"data file {path} has only one of x_test and y_test; give both or neither")
+    if xt is not None and yt is not None:
+        _check_pair(xt, yt, path, "_test")
+        if xt.shape[1:] != x.shape[1:] or yt.shape[1:] != y.shape[1:] \
+                or xt.is_floating_point() != x.is_floating_point() \
+                or yt.is_floating_point() != y.is_floating_point():
+            raise DataError(f"data file {path}: x_test/y_test differ from x/y in sample shape or "
+                            "kind (float vs integer)")
+    return DataBundle(name=path.stem, x_train=x, y_train=y, x_test=xt, y_test=yt)
+
+
+def _array(v: Any, path: Path, name: str) -> torch.Tensor:
+    """A real tensor: floating -> float32, integer/bool -> int64; anything else refused."""
+    try:
         v = torch.as_tensor(v)
-        return v.float() if v.is_floating_point() else v.long()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"data file {path}: {name} is not an array ({type(v).__name__})") from exc
+    if v.is_complex():
+        raise DataError(f"data file {path}: {name} is complex ({v.dtype}); give real numbers")
+    return v.float() if v.is_floating_point() else v.long()
 
-    return DataBundle(
-        name=path.stem, x_train=t(d["x"]), y_train=t(d["y"]),
-        x_test=t(d["x_test"]) if "x_test" in d else None,
-        y_test=t(d["y_test"]) if "y_test" in d else None,
-    )
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor, path: Path, tag: str) -> None:
+    """``x`` (N, ...) and ``y`` (N,) or (N, k) with the same N >= 1."""
+    if x.dim() < 1 or y.dim() < 1 or len(x) != len(y) or len(x) == 0:
+        raise DataError(f"data file {path}: x{tag} {tuple(x.shape)} and y{tag} {tuple(y.shape)} "
+                        "must hold the same number N >= 1 of samples along the first axis")
+    if y.dim() > 2 or (not y.is_floating_point() and y.dim() != 1):
+        raise DataError(f"data file {path}: y{tag} has shape {tuple(y.shape)}; use class labels "
+                        "(N,) of integers or regression targets (N,) / (N, k) of floats")
+
+
+def _dict_bundle(path: Path, d: dict[str, Any]) -> DataBundle:
+    """A file of model inputs by name (``input_ids``, ``attention_mask``, ``pixel_values``,
+    ...) and ``labels``; or ``{"train": {...}, "test": {...}}`` of those. Integer tensors stay
+    integer (token ids)."""
+    from .view.batches import TARGET_KEYS
+
+    def split(part: Any, where: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        if not isinstance(part, dict) or not part:
+            raise DataError(f"data file {path}: {where} must be a dict of tensors")
+        part = {str(k): torch.as_tensor(v) for k, v in part.items()}
+        key = next((k for k in TARGET_KEYS if k in part), None)
+        if key is None:
+            raise DataError(f"data file {path}: {where} has no target; add 'labels' (or 'y')")
+        target = part.pop(key)
+        if not part:
+            raise DataError(f"data file {path}: {where} has a target but no model inputs")
+        flat = [k for k, v in (*part.items(), (key, target)) if v.dim() == 0]
+        if flat:
+            raise DataError(f"data file {path}: {where} has scalars ({', '.join(flat)}); every "
+                            "tensor needs a first axis of samples")
+        n = {len(v) for v in part.values()} | {len(target)}
+        if len(n) != 1:
+            raise DataError(f"data file {path}: {where} holds tensors of different lengths {n}")
+        return part, target
+
+    if "train" in d:
+        xtr, ytr = split(d["train"], "'train'")
+        xte, yte = split(d["test"], "'test'") if "test" in d else (None, None)
+    else:
+        (xtr, ytr), (xte, yte) = split(d, "the file"), (None, None)
+    return DataBundle(name=path.stem, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
 
 
 def load_data(spec: str, *, seed: int = 0) -> DataBundle:
@@ -212,6 +330,8 @@ def load_data(spec: str, *, seed: int = 0) -> DataBundle:
         return _sklearn_set(spec)
     if spec.startswith("formula:"):
         return formula_data(spec.split(":", 1)[1], seed=seed)
+    if spec.startswith("modadd:"):
+        return _modadd_spec(spec)
     path = Path(spec)
     if path.suffix in (".pt", ".npz"):
         return _from_file(path)
@@ -224,110 +344,15 @@ def load_data(spec: str, *, seed: int = 0) -> DataBundle:
         out = obj() if callable(obj) else obj
         if isinstance(out, DataBundle):
             return out
-        x, y = next(iter(Batches.of(out)))
-        return DataBundle(spec, x, y)
+        from .view.batches import concat, to_batches
+
+        whole = concat(to_batches(out))
+        x = whole.args[0] if whole.args else dict(whole.kwargs)
+        return DataBundle(spec, x, whole.target)
     raise DataError(
         f"unknown data {spec!r}: use 'digits', 'wine', 'formula:NAME' "
-        f"({', '.join(sorted(FORMULAS))}), a .pt/.npz file with x and y, or 'module:callable'"
+        f"({', '.join(sorted(FORMULAS))}), 'modadd:P', a .pt/.npz file with x and y, or 'module:callable'"
     )
-
-
-class Batches:
-    """A re-iterable sequence of ``(x, y)`` batches with the total sample count.
-
-    Build it with :meth:`Batches.of`, which accepts every data form of this module.
-    """
-
-    def __init__(self, source: Iterable[Batch] | list[Batch], n_samples: int | None = None):
-        self._source = source
-        self._n = n_samples
-
-    @classmethod
-    def of(cls, data: Any, *, batch_size: int | None = None, split: str = "train") -> Batches:
-        """Normalise ``data`` (see module docstring); ``batch_size`` splits an ``(X, y)`` pair."""
-        if isinstance(data, Batches):
-            return data
-        if isinstance(data, str):
-            data = load_data(data)
-        if isinstance(data, DataBundle):
-            data = data.split(split)
-        if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (tuple, list)):
-            x, y = (torch.as_tensor(v) for v in data)
-            if x.is_floating_point() is False and x.dtype != torch.bool:
-                x = x.float()
-            if len(x) != len(y):
-                raise DataError(f"X has {len(x)} samples but y has {len(y)}; they must match")
-            if len(x) == 0:
-                raise DataError("the data is empty (0 samples)")
-            if batch_size is None or batch_size >= len(x):
-                return cls([(x, y)], len(x))
-            return cls([(x[i : i + batch_size], y[i : i + batch_size])
-                        for i in range(0, len(x), batch_size)], len(x))
-        from torch.utils.data import DataLoader
-
-        if isinstance(data, DataLoader):
-            return cls(data)
-        if isinstance(data, Iterable):
-            batches = [cls._as_pair(b) for b in data]
-            if not batches:
-                raise DataError("the data iterable yielded no batches")
-            return cls(batches, sum(len(b[0]) for b in batches))
-        raise DataError(
-            f"cannot use {type(data).__name__} as data: pass a DataLoader, an (X, y) pair, an "
-            "iterable of (x, y) batches, a DataBundle or a spec such as 'digits'"
-        )
-
-    @staticmethod
-    def _as_pair(b: Any) -> Batch:
-        if isinstance(b, dict) and "x" in b and "y" in b:
-            return torch.as_tensor(b["x"]), torch.as_tensor(b["y"])
-        if isinstance(b, (tuple, list)) and len(b) >= 2:
-            return torch.as_tensor(b[0]), torch.as_tensor(b[1])
-        raise DataError(f"each batch must be an (x, y) pair, got {type(b).__name__}")
-
-    def __iter__(self) -> Iterator[Batch]:
-        for b in self._source:
-            yield self._as_pair(b)
-
-    @property
-    def n_samples(self) -> int:
-        if self._n is None:
-            self._n = sum(len(x) for x, _ in self)
-        return self._n
-
-    def tensors(self) -> Batch:
-        """All batches concatenated into one ``(X, y)`` pair."""
-        xs, ys = zip(*self)
-        return torch.cat(xs), torch.cat(ys)
-
-    def first_target(self) -> torch.Tensor:
-        return next(iter(self))[1]
-
-    def check_finite(self) -> None:
-        for x, _ in self:
-            if x.is_floating_point() and not torch.isfinite(x).all():
-                raise NonFiniteError("the input data contains NaN or inf; clean it first")
-
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def resolve_loss(loss: str | LossFn | None, y: torch.Tensor) -> LossFn:
-    """The loss callable ``(output, target) -> mean loss``.
-
-    ``None`` picks by task: cross-entropy for integer targets, mean squared error otherwise.
-    Strings "cross_entropy"/"ce" and "mse" name those two; any callable is used as given and must
-    return the *mean* over the batch (batches are weighted by their size when summed).
-    """
-    if callable(loss):
-        return loss
-    if loss is None:
-        loss = "cross_entropy" if task_of(y) == "classification" else "mse"
-    if loss in ("cross_entropy", "ce"):
-        return F.cross_entropy
-    if loss == "mse":
-        return lambda out, t: F.mse_loss(out, t.reshape(out.shape).to(out.dtype))
-    raise OptionError(f"loss must be 'cross_entropy', 'mse' or a callable, got {loss!r}")
 
 
 def accuracy(output: torch.Tensor, y: torch.Tensor) -> float:

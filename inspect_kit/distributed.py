@@ -12,7 +12,7 @@ Data parallelism follows from the sample-weighted mean: for shards ``S_r`` of ``
 
 so any quantity linear in the per-sample losses (the loss, its gradient, a Hessian-vector
 product) is one ``all_reduce(SUM)`` of ``(N_r / N) * local`` (:func:`weighted_sum`).
-:func:`shard` cuts the data into contiguous, deterministic pieces and returns those counts.
+:class:`inspect_kit.view.ShardedView` cuts the data into contiguous, deterministic pieces.
 Grids of points (landscape planes, interpolation curves) are split by :func:`my_indices` and put
 together once at the end by :func:`gather_points` (one collective per run, none per point).
 """
@@ -28,8 +28,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .data import Batches
-from .errors import DataError, OptionError
+from .errors import OptionError
 
 #: counts of the collectives issued by this module (tests check one all-reduce per HVP)
 CALLS: dict[str, int] = {"all_reduce": 0, "all_gather": 0, "broadcast": 0}
@@ -129,36 +128,6 @@ def bounds(n: int, r: int | None = None, w: int | None = None) -> tuple[int, int
     r = rank() if r is None else r
     w = world_size() if w is None else w
     return r * n // w, (r + 1) * n // w
-
-
-def shard(data: Any, *, batch_size: int | None = None, split: str = "train",
-          r: int | None = None, w: int | None = None) -> tuple[list[tuple[Any, Any]], int, int]:
-    """This rank's contiguous piece of ``data``: ``(batches, n_local, n_total)``.
-
-    With at least ``w`` batches whole batches are dealt out (contiguous runs, balanced by
-    count); otherwise the samples are concatenated and cut into ``w`` contiguous ranges (then
-    ``batch_size`` applies within the range). The pieces cover every sample exactly once, so
-    ``sum_r (n_r / N) * mean_r = mean``. A rank may get no sample only when ``N < w``, which is
-    refused.
-    """
-    r = rank() if r is None else r
-    w = world_size() if w is None else w
-    batches = [(x, y) for x, y in Batches.of(data, batch_size=batch_size, split=split)]
-    n_total = sum(len(x) for x, _ in batches)
-    if n_total < w:
-        raise DataError(f"{n_total} samples cannot be shared by {w} processes; use fewer "
-                        "processes (torchrun --nproc-per-node) or more data")
-    if len(batches) >= w:
-        lo, hi = bounds(len(batches), r, w)
-        mine = batches[lo:hi]
-    else:
-        X = torch.cat([x for x, _ in batches])
-        Y = torch.cat([y for _, y in batches])
-        lo, hi = bounds(n_total, r, w)
-        X, Y = X[lo:hi], Y[lo:hi]
-        step = len(X) if batch_size is None else int(batch_size)
-        mine = [(X[i:i + step], Y[i:i + step]) for i in range(0, len(X), step)]
-    return mine, sum(len(x) for x, _ in mine), n_total
 
 
 # -- collectives ---------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ exit status 2, never a bare traceback.
 
 from __future__ import annotations
 
+import re
+
 
 class InspectKitError(Exception):
     """Base class: bad input or a request the kit cannot honour. The message names the fix."""
@@ -42,3 +44,14 @@ class SizeLimitError(InspectKitError, MemoryError):
 
 class OptionError(InspectKitError, ValueError):
     """An option with an invalid value; the message names the option and its allowed values."""
+
+
+def first_line(exc: BaseException | str, limit: int = 160) -> str:
+    """The first non-empty line of a message, without terminal escape codes, cut at ``limit``.
+
+    >>> first_line(ValueError("\\x1b[1mbad\\x1b[0m value\\n  more detail"))
+    'bad value'
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [s.strip() for s in text.splitlines() if s.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]

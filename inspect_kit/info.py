@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
 from .checkpoints import Checkpoint
-from .results import Result
+from .results import WHOLE, Result, measure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +36,17 @@ class CheckpointInfo(Result):
             trajectory_length=len(ckpt.trajectory),
         )
 
+    item_keys: ClassVar[tuple[str, ...]] = ("name",)
+
     def rows(self) -> list[dict[str, Any]]:
         return self.tensors
+
+    def headline(self) -> list[dict[str, Any]]:
+        """Parameter counts, tensors and trajectory snapshots."""
+        return [measure(WHOLE, "n_parameters", self.n_parameters),
+                measure(WHOLE, "n_trainable", self.n_trainable),
+                measure(WHOLE, "tensors", len(self.tensors)),
+                measure(WHOLE, "trajectory_length", self.trajectory_length)]
 
     def summary(self) -> str:
         arch = f"zoo:{self.zoo['name']} {self.zoo['kwargs']}" if self.zoo else self.model_class

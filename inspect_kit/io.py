@@ -4,7 +4,9 @@ Every file the kit writes goes through :func:`atomic_write` (one file) or :func:
 outputs of one command, all or nothing): the content is written to a temporary file in the
 target's folder and renamed over the target only when writing succeeded. On error the temporary
 file is removed and any previous file at the target is left as it was. New files get the mode a
-plain ``open()`` would give them (``0o666`` minus the process umask).
+plain ``open()`` would give them (``0o666`` minus the process umask; a replaced file keeps its
+mode). A symlinked target is written through: the file it points to is replaced, the link
+stays.
 """
 
 from __future__ import annotations
@@ -31,12 +33,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
-    target = Path(path)
+    target = _through_link(path)
     folder = target.parent if str(target.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; a plain open() would honour the umask
+        os.fchmod(fd, _file_mode(target))  # mkstemp makes 0600; open() would honour the umask
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
             yield fh
             fh.flush()
@@ -48,8 +50,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
-def _file_mode() -> int:
-    """``0o666 & ~umask``: the mode ``open(path, "w")`` would give a new file."""
+def _through_link(path: str | os.PathLike) -> Path:
+    """The file a symlink points to (written in place of the link), else ``path``."""
+    p = Path(path)
+    return p.resolve() if p.is_symlink() else p
+
+
+def _file_mode(target: Path) -> int:
+    """The mode ``open(target, "w")`` would leave: an existing file keeps its own, a new one gets
+    ``0o666 & ~umask``."""
+    if target.is_file():
+        return target.stat().st_mode & 0o7777
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
@@ -69,12 +80,12 @@ def write_all(files: dict[str | os.PathLike, bytes]) -> None:
     staged: list[tuple[str, Path]] = []
     try:
         for path, content in files.items():
-            target = Path(path)
+            target = _through_link(path)
             folder = target.parent if str(target.parent) else Path(".")
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
             staged.append((tmp, target))
-            os.fchmod(fd, _file_mode())
+            os.fchmod(fd, _file_mode(target))
             with os.fdopen(fd, "wb") as fh:
                 fh.write(content)
                 fh.flush()

@@ -1,9 +1,13 @@
 """The Result base class every analysis returns.
 
 A Result is a frozen dataclass. It converts itself to JSON-safe data (:meth:`Result.to_dict`),
-saves and loads itself atomically (:meth:`Result.save`, :meth:`Result.load`), and gives a pandas
-table where one fits (:meth:`Result.to_frame`, pandas imported lazily). Plots and the command
-line consume Results and never recompute what a Result already holds.
+saves and loads itself atomically (:meth:`Result.save`, :meth:`Result.load`), and has two
+table views (pandas imported lazily): :meth:`Result.wide_frame`, the analysis's own wide table
+(one row per :meth:`Result.rows` entry), and :meth:`Result.to_frame`, the long table with the
+columns :data:`FRAME_COLUMNS` shared by every analysis, so that frames of several runs and
+analyses concatenate into one DataFrame. In a notebook a Result shows itself (``_repr_html_``: its key
+numbers, the first rows of its table and its main figure). Plots, reports and the command line
+consume Results and never recompute what a Result already holds.
 
 JSON conventions: numpy arrays and tensors become (nested) lists; non-finite floats become
 ``null`` so the files are strict JSON; nested Results and dataclasses become dicts. On load,
@@ -28,6 +32,31 @@ from .io import atomic_write
 R = TypeVar("R", bound="Result")
 
 SCHEMA_VERSION = 1
+
+#: the columns of :meth:`Result.to_frame`, the same for every analysis
+FRAME_COLUMNS = ("analysis", "item", "metric", "value", "stderr", "options")
+
+#: the ``item`` of numbers about the whole model (``Result.headline``)
+WHOLE = "model"
+
+
+def measure(item: str, metric: str, value: Any, stderr: Any = None) -> dict[str, Any]:
+    """One measurement of the shared table: ``value`` (and ``stderr``) as floats (None -> NaN).
+
+    >>> measure("model", "trace", 12, 0.5)
+    {'item': 'model', 'metric': 'trace', 'value': 12.0, 'stderr': 0.5}
+    """
+    return {"item": str(item), "metric": str(metric), "value": _float(value),
+            "stderr": None if stderr is None else _float(stderr)}
+
+
+def _float(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _scalar(v: Any) -> bool:
+    """A number a table cell can hold as a measurement (bools count as 0/1)."""
+    return isinstance(v, (int, float, np.integer, np.floating, np.bool_)) and not isinstance(v, str)
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -89,6 +118,14 @@ class Result:
 
     result_type: ClassVar[str] = "Result"
     omit_if_none: ClassVar[tuple[str, ...]] = ()
+    #: columns of :meth:`rows` that name a row's item in :meth:`to_frame` (the rest, when
+    #: numbers, become its metrics); empty: the row's position
+    item_keys: ClassVar[tuple[str, ...]] = ()
+    #: metric -> the column of :meth:`rows` holding its standard error
+    stderr_of: ClassVar[dict[str, str]] = {}
+    #: the main figure, ``"module:function"`` of a plotting function taking the Result (named,
+    #: not imported: plotting sits above the analyses); None: no figure
+    main_figure: ClassVar[str | None] = None
     _types: ClassVar[dict[str, type]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
@@ -178,8 +215,64 @@ class Result:
         """Rows of the table view; subclasses with tabular content override this."""
         raise NotImplementedError(f"{type(self).__name__} has no table view")
 
-    def to_frame(self) -> Any:
-        """The table view as a pandas DataFrame (pandas is imported only here)."""
+    def wide_frame(self) -> Any:
+        """The analysis's own table (:meth:`rows`) as a pandas DataFrame (one row per item, one
+        column per quantity; the columns differ between analyses)."""
         import pandas as pd
 
         return pd.DataFrame(self.rows())
+
+    @property
+    def analysis(self) -> str:
+        """The analysis that made the Result (its entry point's name, else the type's)."""
+        return str(self.provenance.get("analysis") or type(self).__name__)
+
+    def headline(self) -> list[dict[str, Any]]:
+        """The key numbers about the whole model (item :data:`WHOLE`), made with
+        :func:`measure`; subclasses override it (a report shows these first)."""
+        return []
+
+    def measurements(self) -> list[dict[str, Any]]:
+        """Every number of the Result as ``{item, metric, value, stderr}`` records: the
+        :meth:`headline`, then each row of :meth:`rows` (item from :attr:`item_keys`, one record
+        per numeric column; a column named in :attr:`stderr_of` is the stderr of its metric)."""
+        out = list(self.headline())
+        try:
+            rows = self.rows()
+        except NotImplementedError:
+            rows = []
+        errs = set(self.stderr_of.values())
+        for i, row in enumerate(rows):
+            item = (", ".join(f"{k}={row.get(k)}" for k in self.item_keys) if self.item_keys
+                    else str(i))
+            for k, v in row.items():
+                if k in self.item_keys or k in errs or not _scalar(v):
+                    continue
+                se = row.get(self.stderr_of[k]) if k in self.stderr_of else None
+                out.append(measure(item, k, v, se if _scalar(se) else None))
+        return out
+
+    def to_frame(self) -> Any:
+        """Every number as a long DataFrame with the columns :data:`FRAME_COLUMNS` (``analysis``,
+        ``item``, ``metric``, ``value``, ``stderr``, ``options`` as sorted JSON), the same for
+        every analysis: ``pd.concat([r.to_frame() for r in results])`` is one table.
+        (:meth:`wide_frame` is the analysis's own wide table.)"""
+        import pandas as pd
+
+        options = json.dumps(to_jsonable(self.options), sort_keys=True)
+        records = [{"analysis": self.analysis, **m, "options": options}
+                   for m in self.measurements()]
+        frame = pd.DataFrame(records, columns=list(FRAME_COLUMNS))
+        return frame.astype({"value": float, "stderr": float})
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: key numbers, the first rows and the main figure (rendered by
+        :mod:`plotting.report.card`, imported on call; a plain table when plotting is absent)."""
+        try:
+            from importlib import import_module
+
+            return import_module("plotting.report.card").card_html(self)
+        except ImportError:  # pragma: no cover - the kit without its plotting floor
+            import html
+
+            return "<pre>" + html.escape(repr(self)) + "</pre>"

@@ -23,3 +23,23 @@ def digits():
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def mlp_report():
+    """The quick report of two small digits MLPs, built once for the report tests: ``a``,
+    ``b``, ``report``, its page ``html`` and a ``reader`` of it. The outliers section fails on
+    purpose (``n_classes=1``), so the page also shows an error section."""
+    from types import SimpleNamespace
+
+    from inspect_kit.testing import assert_untouched
+    from plotting.report.build import build_report
+
+    from .report_pages import PageReader, small_mlps
+
+    a, b = small_mlps()
+    with assert_untouched(a), assert_untouched(b):
+        rep = build_report(a, "digits", second=b, quick=True, progress=False,
+                           options={"landscape": {"steps": 7}, "outliers": {"n_classes": 1}})
+        html = rep.html(progress=False)
+    return SimpleNamespace(a=a, b=b, report=rep, html=html, reader=PageReader(html))

@@ -15,6 +15,7 @@ from analyses.attention.rollout import rollout
 from inspect_kit import zoo
 from inspect_kit.errors import OptionError, UnsupportedModelError
 from inspect_kit.testing import assert_untouched
+from tests.test_attention_capture import ref_mha
 from tests.test_attention_capture_models import vit_reference
 
 LAYER_KEYS = {"name", "shape", "entropy", "distance", "negative_mass", "row_sum_deviation"}
@@ -83,20 +84,32 @@ def test_json_keys_and_round_trip(karat, digits, tmp_path):
     assert back.to_dict() == d
     no_ro = attention(karat, "digits", rollout=False, samples=4)
     assert "rollout" not in no_ro.to_dict()
-    assert len(no_ro.to_frame()) == 8
+    assert len(no_ro.wide_frame()) == 8
 
 
-def test_encoder_without_grid():
+def test_encoder_sequence_gets_no_invented_grid():
+    # 9 tokens: a perfect square, which used to be turned into an invented 3 x 3 image grid
     torch.manual_seed(0)
     enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2,
-                                enable_nested_tensor=False)
-    x = torch.randn(5, 7, 8)
+                                enable_nested_tensor=False).eval()
+    x = torch.randn(5, 9, 8)
     with assert_untouched(enc):
-        res = attention(enc, (x, torch.zeros(5, dtype=torch.long)), rollout=True)
+        res = attention(enc, (x, torch.zeros(5, dtype=torch.long)), rollout=True, index=2)
     assert [lay.family for lay in res.layers] == ["mha", "mha"]
-    assert res.grid is None and res.layers[0].distance is None
-    np.testing.assert_allclose(res.layers[0].row_sum_deviation, 0, atol=1e-6)
-    assert res.prefix_tokens == 0 and res.rollout["map"].shape == (7,)
+    assert res.kind == "sequence" and res.grid is None and res.seq_len == 9
+    assert res.prefix_tokens == 0 and res.image is None
+    sa = enc.layers[0].self_attn
+    with torch.no_grad():
+        w = ref_mha(x, x, sa.in_proj_weight, sa.in_proj_bias, 2).double()  # (5, 2, 9, 9)
+    pos = torch.arange(9, dtype=torch.float64)
+    dist = (w * (pos[:, None] - pos[None, :]).abs()).sum(-1).mean((0, 2))  # per head
+    lay = res.layers[0]
+    assert lay.distance.shape == (2,) and lay.query_attention.shape == (2, 9)
+    np.testing.assert_allclose(lay.distance, dist.numpy(), atol=1e-6)
+    np.testing.assert_allclose(lay.query_attention, w[2, :, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(lay.matrix, w[2].mean(0).numpy(), atol=1e-6)
+    np.testing.assert_allclose(lay.row_sum_deviation, 0, atol=1e-6)
+    assert res.rollout["map"].shape == (9,) and res.rollout["query"] == [0] * 5
 
 
 def test_errors_name_the_problem(digits):

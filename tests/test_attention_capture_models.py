@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -145,21 +146,25 @@ def test_hf_style_switches_to_eager_and_restores(with_setter):
 
 
 def test_real_transformers_vit_if_installed():
+    """Current transformers: ``attn_implementation`` goes through the config (the model
+    constructors no longer take it); the reference is ``output_attentions`` on an eager copy,
+    because transformers installs permanent hooks on the model that asks for it."""
     transformers = pytest.importorskip("transformers")
     cfg = transformers.ViTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                 intermediate_size=32, image_size=8, patch_size=2, num_channels=1)
-    model = transformers.ViTModel(cfg, attn_implementation="sdpa").eval()
+                                 intermediate_size=32, image_size=8, patch_size=2, num_channels=1,
+                                 attn_implementation="sdpa")
+    model = transformers.ViTModel(cfg).eval()
     x = torch.randn(2, 1, 8, 8)
     with assert_untouched(model), torch.no_grad(), capture_attention(model) as rec:
         model(pixel_values=x)
-    model.set_attn_implementation("eager")
-    try:
-        with torch.no_grad():
-            ref = model(pixel_values=x, output_attentions=True).attentions
-    finally:
-        model.set_attn_implementation("sdpa")
+    assert model.config._attn_implementation == "sdpa"
+    ref_model = copy.deepcopy(model)
+    ref_model.set_attn_implementation("eager")
+    with torch.no_grad():
+        ref = ref_model(pixel_values=x, output_attentions=True).attentions
     assert len(rec) == len(ref) == 2
     for m, r in zip(rec.maps, ref):
+        assert m.weights.shape == r.shape == (2, 2, 17, 17)
         torch.testing.assert_close(m.weights, r, **TOL)
 
 

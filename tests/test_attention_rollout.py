@@ -115,3 +115,26 @@ def test_discard_keeps_cls_entry_and_counts():
     assert d[0, 0, 0] == 0.001
     assert int((d == 0).sum()) == 8
     assert torch.equal(d[d != 0].sort().values[1:], torch.arange(10, 17, dtype=torch.float64))
+
+
+def test_discard_keeps_each_samples_query_entry():
+    a = torch.arange(32, dtype=torch.float64).reshape(2, 4, 4) + 1
+    a[0, 3, 3] = a[1, 2, 2] = 0.001  # the smallest entries are the queries' own
+    d = discard(a, 0.5, query=torch.tensor([3, 2]))
+    assert d[0, 3, 3] == 0.001 and d[1, 2, 2] == 0.001
+    assert [int((d[b] == 0).sum()) for b in range(2)] == [8, 8]
+    assert d[0, 0, 0] == 0  # CLS->CLS is not special when the query is another token
+
+
+def test_non_finite_rows_pass_nothing_on_and_cls_index_is_deprecated():
+    layers = softmax_layers(L=2, B=1, N=4, seed=5)
+    nan_row = [x.clone() for x in layers]
+    for x in nan_row:
+        x[0, :, 3] = float("nan")  # token 3: a query with every key masked
+    want = [x.clone() for x in layers]
+    for x in want:
+        x[0, :, 3] = torch.eye(4, dtype=torch.float64)[3]
+    np.testing.assert_allclose(rollout(nan_row).numpy(), rollout(want).numpy(), atol=1e-15)
+    with pytest.warns(FutureWarning, match="query"):
+        old = rollout(layers, discard_ratio=0.5, cls_index=2)
+    torch.testing.assert_close(old, rollout(layers, discard_ratio=0.5, query=2), atol=0, rtol=0)

@@ -78,3 +78,32 @@ def test_cls_maps_and_layout():
     assert stats.infer_layout(16) == (0, (4, 4))
     assert stats.infer_layout(7) == (0, None)
     assert stats.infer_layout(18, prefix=2) == (2, (4, 4))
+
+
+def test_masked_statistics_on_random_maps_match_loops():
+    # different per head and per input; input 1 has two padding tokens (keys and queries)
+    g = torch.Generator().manual_seed(4)
+    a = torch.softmax(torch.randn(2, 3, 6, 6, generator=g, dtype=torch.float64) * 2, -1)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    ent = np.zeros(3)
+    dist = np.zeros(3)
+    neg = stats.negative_fraction(a - 0.1, mask).numpy()
+    neg_want = np.zeros(3)
+    for h in range(3):
+        es, ds, cnt, tot = [], [], 0, 0
+        for b in range(2):
+            real = mask[b].numpy()
+            for q in np.nonzero(real)[0]:
+                p = a[b, h, q].numpy()[real]
+                cnt += int(((p - 0.1) < 0).sum())
+                tot += len(p)
+                p = p / p.sum()
+                es.append(-(p * np.log(p)).sum())
+                ds.append((p * np.abs(np.nonzero(real)[0] - q)).sum())
+        ent[h], dist[h], neg_want[h] = np.mean(es), np.mean(ds), cnt / tot
+    assert np.ptp(ent) > 0.01
+    np.testing.assert_allclose(stats.entropy(a, mask).numpy(), ent, atol=1e-12)
+    np.testing.assert_allclose(stats.token_distance(a, mask).numpy(), dist, atol=1e-12)
+    np.testing.assert_allclose(neg, neg_want, atol=1e-12)
+    # without the mask, padding counts: the numbers change
+    assert np.abs(stats.entropy(a).numpy() - ent).max() > 1e-3

@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from inspect_kit.data import FORMULAS, Batches, formula_data, load_data, resolve_loss
+from inspect_kit.data import FORMULAS, formula_data, load_data, resolve_loss
 from inspect_kit.errors import DataError, OptionError
+from inspect_kit.view.batches import concat, to_batches
 
 
 def test_digits_split_matches_sklearn_protocol(digits):
@@ -62,27 +63,44 @@ def test_every_data_form_gives_the_same_batches(tmp_path):
     torch.save({"x": x, "y": y}, tmp_path / "d.pt")
     forms += [str(tmp_path / "d.npz"), str(tmp_path / "d.pt"), "tests.data_factory:make"]
     for form in forms:
-        b = Batches.of(form)
-        assert b.n_samples == 30
-        X, Y = b.tensors()
-        torch.testing.assert_close(X.float(), x)
-        assert torch.equal(Y.long(), y)
-        # re-iterable (a generator is materialised once)
-        assert sum(len(xb) for xb, _ in b) == 30
+        bs = to_batches(form)
+        assert sum(b.n for b in bs) == 30
+        whole = concat(bs)
+        torch.testing.assert_close(whole.x.float(), x)
+        assert torch.equal(whole.target.long(), y)
 
 
 def test_bad_data_forms():
     with pytest.raises(DataError, match="must match"):
-        Batches.of((torch.randn(3, 2), torch.zeros(4)))
+        to_batches((torch.randn(3, 2), torch.zeros(4)))
     with pytest.raises(DataError, match="empty"):
-        Batches.of((torch.randn(0, 2), torch.zeros(0)))
+        to_batches((torch.randn(0, 2), torch.zeros(0)))
     with pytest.raises(DataError, match="cannot use"):
-        Batches.of(42)
+        to_batches(42)
+
+
+def test_dict_batches_from_a_file_keep_token_ids_integer(tmp_path):
+    ids = torch.randint(0, 9, (12, 5))
+    torch.save({"train": {"input_ids": ids[:8], "attention_mask": torch.ones(8, 5),
+                          "labels": torch.arange(8) % 2},
+                "test": {"input_ids": ids[8:], "labels": torch.arange(4) % 2}},
+               tmp_path / "tok.pt")
+    bundle = load_data(str(tmp_path / "tok.pt"))
+    train = to_batches(bundle)[0]
+    test = to_batches(bundle, split="test")[0]
+    assert train.args == () and sorted(train.kwargs) == ["attention_mask", "input_ids"]
+    assert train.kwargs["input_ids"].dtype == torch.long and train.n == 8
+    assert torch.equal(test.kwargs["input_ids"], ids[8:]) and test.n == 4
 
 
 def test_loss_defaults_by_task():
     out = torch.randn(4, 3)
-    assert resolve_loss(None, torch.tensor([0, 1, 2, 0])) is torch.nn.functional.cross_entropy
+    y = torch.tensor([0, 1, 2, 0])
+    ce = resolve_loss(None, y)
+    torch.testing.assert_close(ce(out, y), torch.nn.functional.cross_entropy(out, y))
+    for bad in (torch.tensor([0, 1, 3, 0]), torch.zeros(4, 3, dtype=torch.long), y[:3]):
+        with pytest.raises(DataError):  # labels that do not fit the output: not a torch error
+            ce(out, bad)
     mse = resolve_loss(None, torch.randn(4, 3))
     t = torch.randn(4, 3)
     torch.testing.assert_close(mse(out, t), ((out - t) ** 2).mean())

@@ -106,7 +106,7 @@ def test_alpha_vs_quality_correlations():
     x, y = np.array([2.0, 3.0, 4.5, 7.0]), np.array(acc)
     assert q.pearson["mean_alpha"] == pytest.approx(np.corrcoef(x, y)[0, 1])
     assert math.isnan(q.pearson["mean_log_norm"])  # constant: undefined
-    assert len(q.to_frame()) == 4
+    assert len(q.wide_frame()) == 4
 
 
 def test_cli_alpha_over_training_snapshots(tmp_path, capsys):

@@ -299,7 +299,7 @@ def test_result_round_trip(tmp_path):
     res.save(tmp_path / "r.json")
     back = ESDResult.load(tmp_path / "r.json")
     assert back.layers[0]["alpha"] == pytest.approx(res.layers[0]["alpha"])
-    assert len(back.to_frame()) == 1
+    assert len(back.wide_frame()) == 1
 
 
 def test_pykan_and_efficient_kan_layouts():

@@ -209,4 +209,4 @@ def test_result_roundtrip(tmp_path):
     assert "eigenvectors" not in r.to_dict()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert len(r.to_frame()) == 4
+        assert len(r.wide_frame()) == 4

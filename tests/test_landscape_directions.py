@@ -69,9 +69,15 @@ def test_seed_reproducible_and_distinct():
 
 
 def test_conv_filters_are_output_channels():
-    m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    # three input channels: per output channel and per (out, in) kernel normalisation differ
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
     (d,) = random_directions(m, 1, seed=0)
-    _check_filter_norms(d["0.weight"], m[0].weight.detach(), 1)
+    w = m[0].weight.detach()
+    assert w.shape == (4, 3, 3, 3)
+    _check_filter_norms(d["0.weight"], w, 1)
+    # one scale factor per output channel: kernels keep the raw draw's unequal norms
+    kernel_ratio = d["0.weight"].norm(dim=(2, 3)) / w.norm(dim=(2, 3))  # (out, in)
+    assert float(kernel_ratio.std(dim=1).min()) > 0.05
 
 
 def test_kan_edge_filters():

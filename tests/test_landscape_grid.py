@@ -159,6 +159,7 @@ def test_resume_skips_done_points(small, tmp_path):
         full = landscape(m, (X, y), steps=5, resume=part, progress=False)
     saved = json.loads(part.read_text())
     saved["loss"] = [123.0] + [None] * 12 + saved["loss"][13:]
+    del saved["checksum"]  # a hand-made file (a kit-written one is refused once edited)
     part.write_text(json.dumps(saved))
     with assert_untouched(m):
         again = landscape(m, (X, y), steps=5, resume=part, progress=False)

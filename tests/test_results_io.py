@@ -34,7 +34,7 @@ def test_roundtrip_json_safe(tmp_path):
     r.save(tmp_path / "r.json")
     back = Toy.load(tmp_path / "r.json")
     assert back.name == "a" and np.isnan(back.values[1]) and back.values[2] == 3.0
-    assert list(back.to_frame()["k"]) == [1, 2]
+    assert list(back.wide_frame()["k"]) == [1, 2]
     with pytest.raises(InspectKitError, match="Toy"):
         Other.load(tmp_path / "r.json")
 

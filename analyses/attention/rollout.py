@@ -4,12 +4,15 @@ attention that is not a softmax (Fourier-KArAt, linear attention).
 
 Per layer l with attention A_l (B, H, N, N):
 
+0. rows that are not finite (a query with every key masked, e.g. padding under SDPA) become e_i:
+   such a token keeps its own signal and passes nothing to the real tokens.
 1. **policy**, per head: ``raw`` and ``renormalise`` keep A; ``clamp`` takes max(A, 0) (what the
    KArAt paper's plots do: "ignore the negative values"); ``abs`` takes |A|.
 2. **head fusion**: mean, max or min over heads -> Ā (B, N, N).
 3. **discard**: per sample, the ``discard_ratio`` fraction of the N^2 entries with the smallest
-   |Ā| is set to 0, never the CLS->CLS entry (flat index ``cls_index * (N + 1)``). vit-explain
-   drops flat index 0 from the selection instead, discarding one entry fewer when it was chosen.
+   |Ā| is set to 0, never the query's own entry (q, q) (CLS->CLS for the default q = 0; flat
+   index ``q * (N + 1)``). vit-explain drops flat index 0 from the selection instead, discarding
+   one entry fewer when it was chosen.
 4. **row normalisation** (all policies except ``raw``): Ā_i <- Ā_i / sum_k |Ā_ik|; a row with
    nothing left (all zero after discard or clamp) becomes e_i, i.e. the token keeps its own
    signal (vit-explain gets the same by renormalising (Ā + I)/2). For a softmax attention
@@ -27,10 +30,16 @@ algorithm (and ``raw`` too when ``discard_ratio = 0``); vit-explain's ``a / a.su
 without ``keepdim`` normalises columns instead (its issue #16). For non-softmax attention there is
 no standard answer, so a policy must be named (``OptionError`` otherwise): in a Fourier-KArAt
 re-implementation clamping alone changed the map to Pearson 0.05 against the raw rollout.
+
+The map is the row R[q] of the query token q: how much of each input token reaches token q.
+For a causal model only tokens <= q can, and the first token's row is e_0 whatever the weights
+(it attends only to itself), so the analysis warns about one-hot rows and picks the last real
+token of a causal model by default (:mod:`analyses.attention.layout`).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -73,18 +82,35 @@ def fuse_heads(a: torch.Tensor, how: str) -> torch.Tensor:
     return a.amin(1)
 
 
-def discard(a: torch.Tensor, ratio: float, cls_index: int = 0) -> torch.Tensor:
-    """Step 3: zero the ``ratio`` fraction of smallest-|a| entries per sample, keeping CLS->CLS."""
+def _per_sample(query: int | Sequence[int] | torch.Tensor, B: int) -> torch.Tensor:
+    q = torch.as_tensor(query, dtype=torch.long).reshape(-1)
+    return q.expand(B) if q.numel() == 1 else q
+
+
+def discard(a: torch.Tensor, ratio: float, query: int | Sequence[int] | torch.Tensor = 0
+            ) -> torch.Tensor:
+    """Step 3: zero the ``ratio`` fraction of smallest-|a| entries per sample, keeping the
+    query's own entry (q, q) (``query``: one position or one per sample)."""
     B, N, _ = a.shape
     k = int(N * N * ratio)
     if k == 0:
         return a
     mag = a.abs().reshape(B, N * N).clone()
-    mag[:, cls_index * (N + 1)] = float("inf")
+    mag[torch.arange(B, device=a.device), _per_sample(query, B).to(a.device) * (N + 1)] = \
+        float("inf")
     idx = mag.topk(k, dim=-1, largest=False).indices
     out = a.reshape(B, N * N).clone()
     out.scatter_(1, idx, 0.0)
     return out.reshape(B, N, N)
+
+
+def finite_rows(a: torch.Tensor) -> torch.Tensor:
+    """Step 0: rows with a non-finite entry become e_i."""
+    ok = torch.isfinite(a).all(-1, keepdim=True)
+    if bool(ok.all()):
+        return a
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+    return torch.where(ok, a, eye)
 
 
 def normalise_rows(a: torch.Tensor) -> torch.Tensor:
@@ -102,18 +128,25 @@ def rollout(
     head_fusion: str = "mean",
     discard_ratio: float = 0.0,
     residual: float = 0.5,
-    cls_index: int = 0,
+    query: int | Sequence[int] | torch.Tensor = 0,
+    cls_index: int | None = None,
 ) -> torch.Tensor:
     """Rollout ``R = Â_L ... Â_1`` (B, N, N) of per-layer attention ``layers`` (each (B, H, N, N)).
 
     ``softmax`` says (per layer or for all) whether the weights are a softmax; when any layer is
-    not, ``policy`` must be given. ``R[:, cls_index, prefix:]`` is the usual CLS rollout map.
+    not, ``policy`` must be given. ``query`` (one position or one per sample) is the token whose
+    (q, q) entry discard keeps; ``R[b, q_b, prefix:]`` is its rollout map (the usual CLS map for
+    q = 0). ``cls_index`` is the deprecated name of ``query``.
 
     >>> u = torch.full((1, 1, 3, 3), 1 / 3)
     >>> r = rollout([u, u])   # (U/2 + I/2)^2 = U + (I - U)/4 for the uniform U
     >>> torch.allclose(r[0], torch.full((3, 3), 1 / 3) + (torch.eye(3) - 1 / 3) / 4)
     True
     """
+    if cls_index is not None:
+        warnings.warn("rollout(cls_index=...) is deprecated and will be removed; use query=...",
+                      FutureWarning, stacklevel=2)
+        query = cls_index
     check_options(policy, head_fusion, discard_ratio, residual)
     if not layers:
         raise OptionError("rollout needs at least one attention layer")
@@ -135,9 +168,9 @@ def rollout(
     eye = torch.eye(N, dtype=layers[0].dtype, device=layers[0].device)
     r = eye.expand(B, N, N).clone()
     for a in layers:
-        f = fuse_heads(apply_policy(a.to(r.dtype), pol), head_fusion)
+        f = fuse_heads(apply_policy(finite_rows(a.to(r.dtype)), pol), head_fusion)
         if discard_ratio > 0:
-            f = discard(f, discard_ratio, cls_index)
+            f = discard(f, discard_ratio, query)
         if pol != "raw":
             f = normalise_rows(f)
         r = ((1.0 - residual) * f + residual * eye) @ r

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from inspect_kit.errors import OptionError
-from inspect_kit.results import Result
+from inspect_kit.results import WHOLE, Result, measure
 
 METRICS = ("mean_alpha", "mean_alpha_hat", "mean_log_norm", "mean_log_spectral_norm")
 
@@ -37,6 +37,13 @@ class QualityResult(Result):
     slope: dict[str, float]
 
     result_type: ClassVar[str] = "QualityResult"
+    item_keys: ClassVar[tuple[str, ...]] = ("label",)
+    main_figure: ClassVar[str | None] = "plotting.esd:plot_quality"
+
+    def headline(self) -> list[dict[str, Any]]:
+        """Pearson and Spearman correlation of each mean metric with the accuracy."""
+        return [measure(WHOLE, f"{kind}_{m}", getattr(self, kind).get(m))
+                for kind in ("pearson", "spearman") for m in METRICS]
 
     def rows(self) -> list[dict[str, Any]]:
         return [{"label": lab, "accuracy": a, **{m: getattr(self, m)[i] for m in METRICS}}

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from inspect_kit.errors import InspectKitError
-from inspect_kit.results import Result
+from inspect_kit.results import WHOLE, Result, measure
 
 #: the keys every row has (the CLI's JSON contract lists a subset of these)
 ROW_KEYS = (
@@ -60,9 +60,17 @@ class ESDResult(Result):
     source: str = ""
 
     result_type: ClassVar[str] = "ESDResult"
+    item_keys: ClassVar[tuple[str, ...]] = ("name",)
+    stderr_of: ClassVar[dict[str, str]] = {"alpha": "sigma"}
+    main_figure: ClassVar[str | None] = "plotting.esd:plot_summary"
 
     def rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.layers]
+
+    def headline(self) -> list[dict[str, Any]]:
+        """Row counts and the per-layer means of :data:`SUMMARY_KEYS`."""
+        return [measure(WHOLE, k, v) for k, v in self.summary.items()
+                if isinstance(v, (int, float))]
 
     @property
     def comparison(self) -> list[dict[str, Any]] | None:

@@ -54,6 +54,7 @@ def group_parameters(names: Sequence[str],
 def block_spectra(op, blocks: str | Mapping[str, str | Sequence[str]], *, top_k: int = 3,
                   which: str = "both", trace_budget: int = 100, trace_method: str = "hutch++",
                   tol: float = 1e-6, max_steps: int | None = None, seed: int = 0,
+                  memory: int | str | None = None,
                   progress: bool | None = None) -> list[dict[str, Any]]:
     """Eigenvalues (``which``, ``top_k`` per end) and trace of every diagonal block.
 
@@ -66,16 +67,18 @@ def block_spectra(op, blocks: str | Mapping[str, str | Sequence[str]], *, top_k:
         row: dict[str, Any] = {"name": group, "params": names, "n": sub.n}
         if top_k > 0:
             eig = lanczos_eigs(sub, min(top_k, sub.n), which=which, tol=tol, max_steps=max_steps,
-                               seed=seed + i, progress=progress)
+                               seed=seed + i, memory=memory, progress=progress)
             row.update(eigenvalues=eig.eigenvalues, residuals=eig.residuals,
                        converged=[bool(c) for c in eig.converged])
         if trace_budget > 0:
             if sub.n <= trace_budget:
                 tr = exact_trace(sub, progress=progress)
             elif trace_method == "hutchinson":
-                tr = hutchinson_trace(sub, trace_budget, seed=seed + i, progress=progress)
+                tr = hutchinson_trace(sub, trace_budget, seed=seed + i, memory=memory,
+                                      progress=progress)
             else:
-                tr = hutchpp_trace(sub, trace_budget, seed=seed + i, progress=progress)
+                tr = hutchpp_trace(sub, trace_budget, seed=seed + i, memory=memory,
+                                   progress=progress)
             row.update(trace=tr.trace, trace_stderr=tr.stderr, trace_method=tr.method)
         row["hvp_count"] = sub.hvp_count
         out.append(row)

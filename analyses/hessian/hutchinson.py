@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from inspect_kit.errors import OptionError
+from inspect_kit.memory import budget
 from inspect_kit.progress import bar
 
 #: probes per batched product
@@ -49,11 +50,20 @@ def rademacher(k: int, n: int, generator: torch.Generator, dtype: torch.dtype,
     return (2 * bits - 1).to(dtype)
 
 
-def quadratic_forms(op, Z: torch.Tensor, pbar=None) -> np.ndarray:
-    """``z_i^T H z_i`` for the rows of ``Z``, ``CHUNK`` products at a time."""
+def block_size(op, memory: int | float | str | None = None) -> int:
+    """Vectors per batched product: ``CHUNK``, fewer when a block of ``k`` vectors (the probes,
+    the products and about two parameter-sized intermediates of the batched backward per
+    vector) would not fit in the memory budget."""
+    itemsize = torch.empty(0, dtype=op.dtype).element_size()
+    per_vector = 4 * op.n * itemsize
+    return int(max(1, min(CHUNK, budget(memory) // max(per_vector, 1))))
+
+
+def quadratic_forms(op, Z: torch.Tensor, pbar=None, chunk: int = CHUNK) -> np.ndarray:
+    """``z_i^T H z_i`` for the rows of ``Z``, ``chunk`` products at a time."""
     out = []
-    for i in range(0, len(Z), CHUNK):
-        z = Z[i:i + CHUNK]
+    for i in range(0, len(Z), chunk):
+        z = Z[i:i + chunk]
         out.append((op.matvec(z) * z).sum(1).double().cpu().numpy())
         if pbar is not None:
             pbar.update(len(z))
@@ -68,14 +78,21 @@ def exact_trace(op, progress: bool | None = None) -> TraceEstimate:
     return TraceEstimate(float(np.sum(diag)), 0.0, "exact", op.n)
 
 
-def hutchinson_trace(op, budget: int = 100, *, seed: int = 0,
+def hutchinson_trace(op, budget: int = 100, *, seed: int = 0, memory: int | str | None = None,
                      progress: bool | None = None) -> TraceEstimate:
-    """Hutchinson's trace estimate with ``budget`` Rademacher probes (one product each)."""
+    """Hutchinson's trace estimate with ``budget`` Rademacher probes (one product each).
+
+    Probes are drawn and used one block at a time (:func:`block_size`): memory ``O(block * n)``
+    whatever the budget."""
     if int(budget) < 2:
         raise OptionError(f"the trace budget must be >= 2 products, got {budget!r}")
     g = torch.Generator(device=op.device).manual_seed(int(seed))
-    Z = rademacher(int(budget), op.n, g, op.dtype, op.device)
+    chunk = block_size(op, memory)
+    forms = []
     with bar(int(budget), desc="trace (hutchinson)", progress=progress, unit="hvp") as pbar:
-        s = quadratic_forms(op, Z, pbar)
+        for i in range(0, int(budget), chunk):
+            Z = rademacher(min(chunk, int(budget) - i), op.n, g, op.dtype, op.device)
+            forms.append(quadratic_forms(op, Z, pbar, chunk))
+    s = np.concatenate(forms)
     return TraceEstimate(float(s.mean()), float(s.std(ddof=1) / np.sqrt(len(s))),
                          "hutchinson", int(budget))

@@ -26,35 +26,58 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from inspect_kit.errors import OptionError
+from inspect_kit.errors import OptionError, SizeLimitError
+from inspect_kit.memory import budget as mem_budget
+from inspect_kit.memory import human
 from inspect_kit.progress import bar
 
-from .hutchinson import TraceEstimate, exact_trace, quadratic_forms, rademacher
+from .hutchinson import TraceEstimate, block_size, exact_trace, quadratic_forms, rademacher
 
 
-def hutchpp_trace(op, budget: int = 100, *, seed: int = 0,
+def hutchpp_trace(op, budget: int = 100, *, seed: int = 0, memory: int | str | None = None,
                   progress: bool | None = None) -> TraceEstimate:
-    """Hutch++ trace estimate with ``budget`` products (see the module docstring)."""
-    budget = int(budget)
-    if budget < 3:
+    """Hutch++ trace estimate with ``budget`` products (see the module docstring).
+
+    The sketch needs about ``3 (budget / 3) n`` stored entries (sketch, its products and their
+    orthonormal basis); a ``memory`` budget that cannot hold them is refused with the largest
+    ``budget`` that fits (plain Hutchinson needs only ``O(n)``)."""
+    budget_ = int(budget)
+    if budget_ < 3:
         raise OptionError(f"Hutch++ needs a budget of >= 3 products, got {budget!r}")
-    if op.n <= budget:
+    if op.n <= budget_:
         return exact_trace(op, progress=progress)
-    s = budget // 3
-    l = budget - 2 * s
+    s = budget_ // 3
+    l = budget_ - 2 * s
+    itemsize = torch.empty(0, dtype=op.dtype).element_size()
+    allowed = mem_budget(memory)
+    if 3 * s * op.n * itemsize > allowed:
+        fits = 3 * max(0, allowed // (3 * op.n * itemsize))
+        raise SizeLimitError(
+            f"Hutch++ with {budget_} products stores {3 * s} vectors of {op.n:,} entries "
+            f"({human(3 * s * op.n * itemsize)}), over the memory budget ({human(allowed)}); "
+            f"use trace_budget <= {fits} (if >= 3), trace_method='hutchinson' (O(n) memory) "
+            "or raise memory=")
     g = torch.Generator(device=op.device).manual_seed(int(seed))
-    S = rademacher(s, op.n, g, op.dtype, op.device)
-    G = rademacher(l, op.n, g, op.dtype, op.device)
-    with bar(budget, desc="trace (hutch++)", progress=progress, unit="hvp") as pbar:
-        Y = op.matvec(S)
+    chunk = block_size(op, memory)
+    with bar(budget_, desc="trace (hutch++)", progress=progress, unit="hvp") as pbar:
+        S = rademacher(s, op.n, g, op.dtype, op.device)
+        Y = torch.cat([op.matvec(S[i:i + chunk]) for i in range(0, s, chunk)])
+        del S
         pbar.update(s)
-        Q, _ = torch.linalg.qr(Y.T.double())  # (n, s)
-        Q = Q.to(op.dtype)
-        HQ = op.matvec(Q.T.contiguous())
+        Q, _ = torch.linalg.qr(Y.T)  # (n, s) orthonormal basis of the sketch's range
+        del Y
+        Qt = Q.T.contiguous()
+        del Q
+        t1 = 0.0
+        for i in range(0, s, chunk):
+            t1 += float((op.matvec(Qt[i:i + chunk]) * Qt[i:i + chunk]).sum().double())
         pbar.update(s)
-        t1 = float((HQ * Q.T).sum().double())
-        Gd = G - (G @ Q) @ Q.T
-        forms = quadratic_forms(op, Gd, pbar)
+        forms = []
+        for i in range(0, l, chunk):
+            G = rademacher(min(chunk, l - i), op.n, g, op.dtype, op.device)
+            G = G - (G @ Qt.T) @ Qt
+            forms.append(quadratic_forms(op, G, pbar, chunk))
+        forms = np.concatenate(forms)
     t2 = float(forms.mean())
     stderr = float(forms.std(ddof=1) / np.sqrt(l)) if l > 1 else float("nan")
     return TraceEstimate(t1 + t2, stderr, "hutch++", budget)

@@ -36,8 +36,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from inspect_kit.errors import OptionError
+from inspect_kit.errors import NonFiniteError, OptionError
 from inspect_kit.view import make_view
+
+#: the curvature matrices an operator can stand for (see :mod:`inspect_kit.view.ggn`)
+CURVATURES = ("hessian", "ggn", "fisher", "empirical_fisher", "hessian_minus_ggn")
 
 
 class _Counter:
@@ -52,21 +55,34 @@ class HessianOperator:
 
     Built from a model view (``view=``) or from ``(model, data)`` and the view's options
     (``loss``, ``include``, ``model_mode``, ``dtype``, ``device``, ``batch_size``, ``samples``,
-    ``seed``, ``split``; see :class:`inspect_kit.view.ModelView`). ``cache_graph`` keeps the
+    ``split``; see :class:`inspect_kit.view.ModelView`). ``curvature``: "hessian" (default),
+    "ggn", "fisher" (Monte Carlo, ``mc_samples`` draws), "empirical_fisher"
+    (:mod:`inspect_kit.view.ggn`) or "hessian_minus_ggn" (the network's second-order term);
+    ``seed`` seeds the sample draw and the Fisher's labels.
+    ``cache_graph`` keeps the
     gradient graphs between products (default: when the data has <= 8 batches); ``vectorize``
     evaluates a ``(k, n)`` stack in one batched backward (False loops over the rows).
     Parameters the loss does not use are dropped and listed in :attr:`skipped`.
     """
 
     def __init__(self, model: nn.Module | None = None, data: Any = None, *, view: Any = None,
+                 curvature: str = "hessian", mc_samples: int = 1, seed: int = 0,
                  cache_graph: bool | None = None, vectorize: bool = True,
                  **view_options: Any) -> None:
+        if curvature not in CURVATURES:
+            raise OptionError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
         if view is None:
             if model is None:
                 raise OptionError("HessianOperator needs (model, data) or view=")
-            view = make_view(model, data, **view_options)
-        self.view = view
-        products = view.products(cache_graph=cache_graph, vectorize=vectorize)
+            view = make_view(model, data, seed=seed, **view_options)
+        self.view, self.curvature = view, curvature
+        kinds = ("hessian", "ggn") if curvature == "hessian_minus_ggn" else (curvature,)
+        for kind in kinds:  # the Hessian's products come first: they drop unused parameters
+            products = view.products(kind, cache_graph=cache_graph, vectorize=vectorize,
+                                     mc_samples=mc_samples, seed=seed)
+            if kind == "hessian":
+                first = products
+        products = first if curvature == "hessian_minus_ggn" else products
         self.names = list(products.names)
         self.skipped = list(products.skipped)
         self.cache_graph = products.cache_graph
@@ -94,7 +110,17 @@ class HessianOperator:
         if v.dim() not in (1, 2) or v.shape[-1] != self.n:
             raise OptionError(f"vector of shape {tuple(v.shape)}: the operator acts on "
                               f"(n,) or (k, n) with n = {self.n}")
-        out = self.view.hvp(v, self.names)
+        if self.curvature == "hessian_minus_ggn":  # the second-order term of the network
+            out = (self.view.curvature_matvec(v, self.names, "hessian")
+                   - self.view.curvature_matvec(v, self.names, "ggn"))
+        else:
+            out = self.view.curvature_matvec(v, self.names, self.curvature)
+        if not bool(torch.isfinite(out).all()):
+            raise NonFiniteError(
+                f"a {self.curvature}-vector product is NaN or inf at the model's parameters "
+                f"(split {self.view.options.get('split')!r}) although the loss is finite: the "
+                "loss is not twice differentiable there (e.g. sqrt or abs at 0); try --dtype "
+                "float64 or --include to leave those parameters out")
         k = 1 if v.dim() == 1 else v.shape[0]
         self.hvp_count += k
         self._counter.count += k

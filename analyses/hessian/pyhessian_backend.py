@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inspect_kit.data import Batches, LossFn
+from inspect_kit.data import LossFn
 
 CANNOT = [
     "density(): torch.eig was removed from torch; PyPI pyhessian 0.1 raises",
@@ -44,7 +44,7 @@ CANNOT = [
 def run_pyhessian(model: nn.Module, data: Any, *, loss_fn: LossFn, names: list[str],
                   top_k: int = 5, trace: bool = True, mode: str | None = "eval",
                   dtype: torch.dtype = torch.float32, seed: int = 0, max_iter: int = 100,
-                  tol: float = 1e-3, batch_size: int | None = None) -> dict[str, Any]:
+                  tol: float = 1e-3) -> dict[str, Any]:
     """PyHessian's top-``k`` eigenvalues and trace on a copy of ``model`` (see module doc)."""
     import importlib
 
@@ -61,7 +61,7 @@ def run_pyhessian(model: nn.Module, data: Any, *, loss_fn: LossFn, names: list[s
     for n, p in twin.named_parameters():
         p.grad = None
         p.requires_grad_(n in keep)
-    batches = list(Batches.of(data, batch_size=batch_size))
+    batches = list(data)  # (x, y) pairs
     batches = [(x.to(dtype) if x.is_floating_point() else x,
                 y.to(dtype) if y.is_floating_point() else y) for x, y in batches]
     counter = {"n": 0}

@@ -38,11 +38,28 @@ import dataclasses
 import numpy as np
 import torch
 
-from inspect_kit.errors import OptionError
+from inspect_kit.errors import OptionError, SizeLimitError
+from inspect_kit.memory import budget as mem_budget
+from inspect_kit.memory import human
 from inspect_kit.progress import bar
 
 from .hutchinson import rademacher
 from .lanczos import lanczos_eigs, lanczos_tridiag
+
+
+def _probe_group(op, steps: int, n_probes: int, n_deflated: int,
+                 memory: int | str | None) -> int:
+    """Probes per parallel group so that their Lanczos bases fit in the memory budget."""
+    itemsize = torch.empty(0, dtype=op.dtype).element_size()
+    per_probe = (steps + 2) * op.n * itemsize
+    room = mem_budget(memory) - n_deflated * op.n * itemsize
+    if room < per_probe:
+        fits = max(0, room // (op.n * itemsize) - 2)
+        raise SizeLimitError(
+            f"one SLQ probe of {steps} steps keeps {steps} vectors of {op.n:,} entries "
+            f"({human(per_probe)}), over the memory budget ({human(mem_budget(memory))}); use "
+            f"density_steps <= {fits}, a smaller density_deflate, or raise memory=")
+    return int(max(1, min(n_probes, room // per_probe)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,12 +135,16 @@ def slq_density(
     n_grid: int = 1000,
     deflate: int = 20,
     seed: int = 0,
+    memory: int | str | None = None,
     progress: bool | None = None,
 ) -> Density:
     """Spectral density of ``op`` by SLQ with ``n_probes`` seeded probes of ``steps`` steps.
 
     ``threshold`` (spectrum units) separates real negative curvature from the bulk near zero;
     default ``1e-3 * max|theta|``. Cost: ``n_probes * steps`` products (batched by probe).
+    Memory: each probe keeps its ``steps`` basis vectors (full reorthogonalisation); probes run
+    in parallel groups that fit the ``memory`` budget, and a budget too small for one probe is
+    refused with the number of steps that fits.
     """
     if int(n_probes) < 1 or int(steps) < 1:
         raise OptionError(f"n_probes and steps must be >= 1, got {n_probes}, {steps}")
@@ -133,7 +154,7 @@ def slq_density(
     if deflate > 0 and op.n > 2 * deflate:
         eig = lanczos_eigs(op, int(deflate), which="magnitude", seed=int(seed) + 7,
                            max_steps=min(op.n, 5 * int(deflate)), return_vectors=True,
-                           progress=progress)
+                           memory=memory, criterion="residual", progress=progress)
         keep = np.flatnonzero(eig.converged)
         d_vals = eig.eigenvalues[keep]
         U = eig.vectors[torch.as_tensor(keep, dtype=torch.long)] if len(keep) else None
@@ -148,13 +169,19 @@ def slq_density(
 
     V = project(V)
     m = int(min(steps, op.n - len(d_vals)))
+    group = _probe_group(op, m, int(n_probes), 0 if U is None else U.shape[0], memory)
+    ritz = []
     with bar(m * int(n_probes), desc="density (slq)", progress=progress, unit="hvp") as pbar:
-        tri = lanczos_tridiag(lambda W: project(op.matvec(W)), V, m, generator=g,
-                              on_step=lambda j: pbar.update(int(n_probes)))
+        for i0 in range(0, int(n_probes), group):
+            Vg = V[i0:i0 + group]
+            k = len(Vg)
+            tri = lanczos_tridiag(lambda W: project(op.matvec(W)), Vg, m, generator=g,
+                                  on_step=lambda j, k=k: pbar.update(k))
+            ritz += [tri.ritz(i) for i in range(len(Vg))]
     n_rest = (op.n - len(d_vals)) / op.n
     nodes, weights = [], []
     for i in range(int(n_probes)):
-        theta, s = tri.ritz(i)
+        theta, s = ritz[i]
         nodes.append(np.concatenate([d_vals, theta]))
         w = s[0] ** 2 / np.sum(s[0] ** 2)
         weights.append(np.concatenate([np.full(len(d_vals), 1.0 / op.n), n_rest * w]))

@@ -34,6 +34,7 @@ from torch import nn
 from inspect_kit.data import LossFn
 from inspect_kit.errors import OptionError
 from inspect_kit.io import write_json
+from inspect_kit.limits import check_time
 from inspect_kit.params import check_finite, flatten, named_params
 from inspect_kit.progress import bar
 from inspect_kit.provenance import entry_point
@@ -100,6 +101,12 @@ def _fingerprint(theta: Mapping[str, torch.Tensor], dirs: Sequence[Mapping[str, 
     return h.hexdigest()
 
 
+def _checksum(fp: Any, loss: Any, acc: Any) -> str:
+    """SHA-256 of a resume file's fingerprint and values: a file edited or damaged after it
+    was written is refused (files without one, from older versions, are read as they are)."""
+    return hashlib.sha256(json.dumps([fp, loss, acc], allow_nan=True).encode()).hexdigest()
+
+
 def _load_partial(path: Path, fp: str, n: int) -> tuple[list[float], list[float]]:
     nan = [float("nan")] * n
     if not path.exists():
@@ -110,6 +117,10 @@ def _load_partial(path: Path, fp: str, n: int) -> tuple[list[float], list[float]
             raise OptionError(
                 f"the partial landscape file {path} was written for other weights, directions, "
                 "grid or data; delete it or pass another resume= path")
+        if "checksum" in saved and saved["checksum"] != _checksum(fp, saved["loss"],
+                                                                  saved["accuracy"]):
+            raise OptionError(f"the partial landscape file {path} was modified or damaged after "
+                              "it was written (its checksum differs); delete it to start over")
         fix = [float("nan") if v is None else float(v) for v in saved["loss"]]
         fixa = [float("nan") if v is None else float(v) for v in saved["accuracy"]]
         if len(fix) != n or len(fixa) != n:
@@ -193,6 +204,7 @@ def landscape(
     accuracy: bool = True,
     subset_checks: int = 4,
     resume: str | Path | None = None,
+    force: bool = False,
     progress: bool | None = None,
 ) -> LandscapeResult:
     """Loss (and accuracy) of ``model`` on ``theta + a d1 (+ b d2)`` over an odd grid.
@@ -220,7 +232,12 @@ def landscape(
         engine / chunk: evaluation engine ("auto", "loop", "vmap") and points per vmap call.
         accuracy: also compute accuracy (classification); ``False`` gives the loss only.
         resume: a JSON file of partial results, written atomically every ~2 s; a rerun with the
-            same weights, directions, grid and data continues where it stopped.
+            same weights, directions, grid and data continues where it stopped. The file holds
+            a fingerprint of those inputs and a checksum of its values: a file written for other
+            inputs, or edited afterwards, is refused.
+        force: run a grid estimated (from one timed loss evaluation) to take longer than the
+            kit's time limit (:data:`inspect_kit.limits.TIME_LIMIT`); grids over
+            ``MAX_POINTS`` points are refused regardless.
     """
     if dims not in (1, 2):
         raise OptionError(f"dims must be 1 or 2, got {dims!r}")
@@ -240,14 +257,23 @@ def landscape(
         raise OptionError(f"engine must be one of {ENGINES}, got {engine!r}")
     if span is not None and not (isinstance(span, (int, float)) and span > 0):
         raise OptionError(f"span must be a positive number, got {span!r}")
+    n_points = steps ** dims
+    if n_points > MAX_POINTS:
+        most = int(round(MAX_POINTS ** (1 / dims))) // 2 * 2 - 1
+        raise OptionError(f"steps={steps} gives {n_points:,} grid points (more than "
+                          f"{MAX_POINTS:,}); use at most steps={most} for dims={dims}")
     check_finite(named_params(model))
     opts = dict(include=include, model_mode=model_mode, dtype=dtype, device=device, loss=loss,
                 batch_size=batch_size, split=split, seed=seed)
     view = make_view(model, data, samples=samples, **opts)
     from inspect_kit.view.batches import check_finite as check_batches
 
-    check_batches(view.batches)
+    check_batches(view.batches, f"data of split {split!r}")
+    t_loss = time.perf_counter()
     view.check_loss_finite(view.loss(), "at the trained point")
+    t_loss = time.perf_counter() - t_loss
+    check_time(n_points * t_loss, f"{n_points:,} grid points (one loss evaluation of "
+               f"{t_loss * 1e3:.3g} ms each)", "use fewer steps or samples=", force=force)
 
     path: dict[str, Any] = {}
     dirs, info = _directions(model, view, directions, dims, seed=seed, norm=norm, ignore=ignore,
@@ -264,9 +290,6 @@ def landscape(
         axes = [grid_axis(steps, 1.0 if span is None else float(span)) for _ in range(dims)]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, dims)
     n = len(mesh)
-    if n > MAX_POINTS:
-        raise OptionError(f"steps={steps} gives {n} grid points (more than {MAX_POINTS}); use "
-                          "fewer steps or samples= for a cheaper grid")
     coefs = torch.from_numpy(mesh).to(view.dtype)
     center_idx = tuple(int(np.flatnonzero(ax == 0.0)[0]) for ax in axes)
     ev = view.points(dirs, first_layer_trick=first_layer_trick, accuracy=accuracy)
@@ -288,7 +311,8 @@ def landscape(
 
     def save(to: Path | None = None) -> None:
         if rpath is not None:
-            write_json(to or shard.path, {"fingerprint": fp, "loss": loss_v, "accuracy": acc_v})
+            write_json(to or shard.path, {"fingerprint": fp, "loss": loss_v, "accuracy": acc_v,
+                                          "checksum": _checksum(fp, loss_v, acc_v)})
 
     timing: dict[str, Any] = {"engine": None, "ms_per_point": {}, "wall_ms_per_point": None}
     with bar(total=n, desc="landscape", progress=progress, initial=n - len(todo)) as pbar:

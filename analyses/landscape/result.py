@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from inspect_kit.results import Result
+from inspect_kit.results import WHOLE, Result, measure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,21 @@ class LandscapeResult(Result):
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     result_type: ClassVar[str] = "LandscapeResult"
+    main_figure: ClassVar[str | None] = "plotting.landscape:plot_landscape"
+
+    @property
+    def item_keys(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("a",) if self.dims == 1 else ("a", "b")
+
+    def headline(self) -> list[dict[str, Any]]:
+        """Loss at the centre, the grid's extremes, accuracy at the centre."""
+        loss = np.asarray(self.loss, dtype=float)
+        out = [measure(WHOLE, "center_loss", self.center_loss),
+               measure(WHOLE, "min_loss", np.nanmin(loss)),
+               measure(WHOLE, "max_loss", np.nanmax(loss))]
+        if self.center_accuracy is not None:
+            out.append(measure(WHOLE, "center_accuracy", self.center_accuracy))
+        return out
 
     @property
     def dims(self) -> int:

@@ -6,9 +6,24 @@ of ``fc2.weight``) end up in one set. A set is *fixed* when some operation depen
 of its indices (model inputs and outputs, indexing a position, an unknown function). A variable
 may be *composite*: the row-major product of child variables, as when attention splits a
 ``3*D`` axis into ``(3, heads, head_dim)``; permuting a child then moves blocks of the parent.
+
+Every fix records a *reason* (``ORDER`` by default: the order legitimately matters; an unknown
+function's name when the tracer had no rule for it), so that the sets kept in place only because
+of an unknown function can be reported (:meth:`AxisSets.frozen_by_unknown`).
+
+>>> s = AxisSets()
+>>> a, b = s.new(4), s.new(4)
+>>> s.fix(b, reason="unknown:flip")
+>>> _ = s.union(a, b)
+>>> s.is_fixed(a), s.reasons_of(a)
+(True, {'unknown:flip'})
 """
 
 from __future__ import annotations
+
+ORDER = "order"  # the order of the indices matters (inputs, outputs, positions, slices)
+UNKNOWN = "unknown:"  # prefix: a function the tracer has no rule for
+
 
 
 class AxisSets:
@@ -19,12 +34,15 @@ class AxisSets:
         self.size: list[int] = []
         self.fixed: list[bool] = []
         self.children: dict[int, list[int]] = {}
+        self.reasons: dict[int, set[str]] = {}  # root -> why it is fixed
 
-    def new(self, size: int, fixed: bool = False) -> int:
+    def new(self, size: int, fixed: bool = False, reason: str = ORDER) -> int:
         v = len(self.parent)
         self.parent.append(v)
         self.size.append(int(size))
         self.fixed.append(bool(fixed) or int(size) <= 1)
+        if fixed and int(size) > 1:
+            self.reasons[v] = {reason}
         return v
 
     def find(self, v: int) -> int:
@@ -35,8 +53,13 @@ class AxisSets:
             self.parent[v], v = root, self.parent[v]
         return root
 
-    def fix(self, v: int) -> None:
-        self.fixed[self.find(v)] = True
+    def fix(self, v: int, reason: str = ORDER) -> None:
+        r = self.find(v)
+        self.fixed[r] = True
+        self.reasons.setdefault(r, set()).add(reason)
+
+    def reasons_of(self, v: int) -> set[str]:
+        return set(self.reasons.get(self.find(v), ()))
 
     def is_fixed(self, v: int) -> bool:
         return self.fixed[self.find(v)]
@@ -46,17 +69,20 @@ class AxisSets:
         if ra == rb:
             return ra
         if self.size[ra] != self.size[rb]:  # cannot happen for valid ops; stay conservative
-            self.fixed[ra] = self.fixed[rb] = True
+            self.fix(ra)
+            self.fix(rb)
             return ra
         self.parent[rb] = ra
         self.fixed[ra] = self.fixed[ra] or self.fixed[rb]
+        if rb in self.reasons:
+            self.reasons.setdefault(ra, set()).update(self.reasons.pop(rb))
         ca, cb = self.children.pop(ra, None), self.children.pop(rb, None)
         if ca is not None and cb is not None:
             if [self.size[self.find(c)] for c in ca] == [self.size[self.find(c)] for c in cb]:
                 for x, y in zip(ca, cb):
                     self.union(x, y)
             else:  # two different factorisations of one axis: keep it in place
-                self.fixed[ra] = True
+                self.fix(ra)
                 for c in ca + cb:
                     self.fix(c)
             self.children[self.find(ra)] = ca
@@ -71,7 +97,7 @@ class AxisSets:
         if kids is not None and [self.size[self.find(c)] for c in kids] == list(sizes):
             return list(kids)
         if kids is not None:  # a different factorisation: keep everything in place
-            self.fixed[r] = True
+            self.fix(r)
             for c in kids:
                 self.fix(c)
             return [self.new(s, fixed=True) for s in sizes]
@@ -108,6 +134,18 @@ class AxisSets:
                 if self.find(r) != r or not self.fixed[r]:
                     continue
                 for c in kids:
-                    if not self.is_fixed(c):
-                        self.fix(c)
+                    extra = self.reasons.get(r, {ORDER}) - self.reasons_of(c)
+                    if not self.is_fixed(c) or extra:
+                        for why in extra or {ORDER}:
+                            self.fix(c, why)
                         changed = True
+
+    def frozen_by_unknown(self, v: int) -> list[str]:
+        """The unknown functions that alone keep ``v``'s set in place (empty when the set is
+        free or its order matters for a known reason)."""
+        if not self.is_fixed(v) or self.size[self.find(v)] <= 1:
+            return []
+        why = self.reasons_of(v)
+        if not why or any(not w.startswith(UNKNOWN) for w in why):
+            return []
+        return sorted(w[len(UNKNOWN):] for w in why)

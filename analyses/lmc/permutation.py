@@ -14,6 +14,16 @@ buffer axis, which groups move it. No per-architecture table is involved; what i
   channels, and the residual stream shared by every block (embeddings, LayerNorms, ``qkv``/
   ``fc1`` inputs, ``proj``/``fc2`` outputs, ``head`` input).
 
+* torchvision ResNet-18: one residual stream per stage (the stem's conv/BN output joins stage
+  1's; ``out += identity`` joins every block's ``bn2`` and the ``downsample`` conv/BN of the
+  stage; the stream's next consumers are the next stage's ``conv1``/``downsample`` inputs or
+  ``fc``'s input after the pooling), and each block's inner channel (``conv1`` out, ``bn1``,
+  ``conv2`` in): the groups of Git Re-Basin's ResNet permutation spec.
+
+A function the tracer has no rule for keeps every axis it touches in place; the groups that are
+kept in place *only* because of such functions are reported (:attr:`PermutationSpec.frozen`)
+and announced with an :class:`UnknownOpWarning` naming the functions and the groups.
+
 Permutation convention: ``perm[g]`` is a LongTensor; the permuted model's unit ``i`` of group
 ``g`` is the original's unit ``perm[g][i]`` (``W'[i] = W[perm[i]]``).
 """
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -55,15 +66,36 @@ class PermGroup:
     size: int
     members: tuple[tuple[str, int], ...]
     witness: tuple[str, int] | None  # (module name, output dim) carrying these units, if any
+    witness_call: int = -1  # which call of the witness module (a ResNet block's ReLU runs twice)
+
+
+class UnknownOpWarning(UserWarning):
+    """The permutation tracer met functions without a rule and kept some unit groups in place."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenGroup:
+    """Units that would be a permutation group but for ``ops`` (functions without a rule)."""
+
+    name: str
+    size: int
+    ops: tuple[str, ...]
+    members: tuple[tuple[str, int], ...]
+
+    def info(self) -> dict[str, Any]:
+        return {"group": self.name, "size": self.size, "ops": list(self.ops),
+                "members": [f"{n}[{a}]" for n, a in self.members]}
 
 
 @dataclasses.dataclass(frozen=True)
 class PermutationSpec:
-    """Permutation groups of a model and the tensor axes each one moves."""
+    """Permutation groups of a model and the tensor axes each one moves; ``unknown_ops``: the
+    functions without a rule met in the forward; ``frozen``: the groups they kept in place."""
 
     groups: tuple[PermGroup, ...]
     axes: tuple[PermAxis, ...]
     unknown_ops: tuple[str, ...] = ()
+    frozen: tuple[FrozenGroup, ...] = ()
 
     def identity(self) -> list[torch.Tensor]:
         return [torch.arange(g.size) for g in self.groups]
@@ -86,6 +118,21 @@ class PermutationSpec:
     def describe(self) -> list[dict[str, Any]]:
         return [{"group": g.name, "size": g.size, "members": [f"{n}[{a}]" for n, a in g.members]}
                 for g in self.groups]
+
+    def unknown_message(self) -> str | None:
+        """One line naming the unknown functions and the groups they froze (None if none)."""
+        if not self.unknown_ops:
+            return None
+        ops = ", ".join(self.unknown_ops)
+        if not self.frozen:
+            return (f"permutation tracer: no rule for {ops}; the axes it touches are kept in "
+                    "place, but no group of units was lost to it")
+        shown = "; ".join(f"{f.name} ({f.size} units, by {', '.join(f.ops)})"
+                          for f in self.frozen[:8])
+        more = f"; and {len(self.frozen) - 8} more" if len(self.frozen) > 8 else ""
+        return (f"permutation tracer: no rule for {ops}; {len(self.frozen)} group(s) of units "
+                f"are kept in place (not permuted) because of it: {shown}{more}. Alignment "
+                "cannot match those units, so barriers after matching may stay high")
 
 
 def permute_axis(t: torch.Tensor, ax: PermAxis, perms: Sequence[torch.Tensor | None],
@@ -121,11 +168,13 @@ def load_state_copy(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.M
 
 
 @torch.no_grad()
-def permutation_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec:
+def permutation_spec(model: nn.Module, example: torch.Tensor, *, warn: bool = True
+                     ) -> PermutationSpec:
     """Derive the permutation groups of ``model`` from one forward pass on ``example``.
 
     The pass runs on a deep copy in eval mode (the model is untouched). ``example`` is a small
-    input batch; its own axes and the output's axes are never permuted.
+    input batch; its own axes and the output's axes are never permuted. With ``warn``, an
+    :class:`UnknownOpWarning` names the functions without a rule and the groups they froze.
     """
     twin = copy.deepcopy(model).eval()
     named: dict[int, tuple[str, torch.Tensor]] = {}
@@ -185,14 +234,38 @@ def permutation_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec
     groups = []
     for gid in range(len(leaf_of)):
         leaf = roots[gid]
-        witness = None
+        witness, witness_call, seen = None, -1, {}
         for mod, vs in calls:
+            seen[mod] = seen.get(mod, -1) + 1
             for d, v in enumerate(vs):
                 if sets.find(v) == leaf and sets.find(v) not in sets.children:
-                    witness = (mod, d)
+                    witness, witness_call = (mod, d), seen[mod]
         groups.append(PermGroup(gid, _group_name(members[gid], axes, gid), sets.size[leaf],
-                                tuple(members[gid]), witness))
-    return PermutationSpec(tuple(groups), tuple(axes), tuple(sorted(tracer.unknown)))
+                                tuple(members[gid]), witness, witness_call))
+    spec = PermutationSpec(tuple(groups), tuple(axes), tuple(sorted(tracer.unknown)),
+                           _frozen(sets, tracer.members, keys))
+    message = spec.unknown_message()
+    if warn and message is not None:
+        warnings.warn(message, UnknownOpWarning, stacklevel=3)  # past no_grad
+    return spec
+
+
+def _frozen(sets: Any, members: dict[tuple[str, int], int], keys: list[tuple[str, int]]
+            ) -> tuple[FrozenGroup, ...]:
+    """The unit sets kept in place only by functions without a rule, with their members."""
+    found: dict[int, list[tuple[str, int]]] = {}
+    for key in keys:
+        for leaf in sets.leaves(members[key]):
+            if sets.frozen_by_unknown(leaf):
+                found.setdefault(leaf, []).append(key)
+    out = []
+    for leaf, keys_ in found.items():
+        pick = next(((n, a) for n, a in keys_ if a == 0), keys_[0])
+        module = pick[0].rsplit(".", 1)[0] if "." in pick[0] else pick[0]
+        name = f"{module}.{'out' if pick[1] == 0 else f'axis{pick[1]}'}"
+        out.append(FrozenGroup(name, sets.size[leaf], tuple(sets.frozen_by_unknown(leaf)),
+                               tuple(keys_)))
+    return tuple(out)
 
 
 def _group_name(members: list[tuple[str, int]], axes: list[PermAxis], gid: int) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inspect_kit.results import Result, to_jsonable
+from inspect_kit.results import Result, measure, to_jsonable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +42,23 @@ class LMCResult(Result):
     buffers: str = "follow"
 
     omit_if_none: ClassVar[tuple[str, ...]] = ("layerwise",)
+    item_keys: ClassVar[tuple[str, ...]] = ("path", "split")
+    main_figure: ClassVar[str | None] = "plotting.lmc:plot_lmc"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LMCResult:
         data = dict(data)
         data["splits"] = tuple(data.get("splits", ()))
         return super().from_dict(data)
+
+    def headline(self) -> list[dict[str, Any]]:
+        """The barriers of the final path, per split (item: the split)."""
+        out = []
+        for kind in ("barrier_mean", "barrier_linear"):
+            for what in ("loss", "error"):
+                values = getattr(self, kind).get(what) or {}
+                out += [measure(split, f"{what}_{kind}", v) for split, v in values.items()]
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per (path, split): both barriers for loss and error."""
@@ -72,6 +83,11 @@ class LMCResult(Result):
             lines.append(f"aligned by {a['method']}: max|dlogit|={a['max_abs_delta_logit']:.2e}, "
                          f"moved {100 * a['fraction_moved']:.1f}% of parameters, "
                          f"{a['seconds'] * 1e3:.1f} ms")
+            frozen = a.get("frozen_groups") or []
+            if frozen:
+                lines.append(f"NOT permuted ({len(frozen)} groups kept in place by functions "
+                             f"without a rule: {', '.join(a.get('unknown_ops', []))}): "
+                             + ", ".join(f"{f['group']} ({f['size']})" for f in frozen))
         return "\n".join(lines)
 
 
@@ -82,7 +98,9 @@ class AlignResult:
     ``model`` is a new module (B is untouched); ``perms[g]`` the permutation of group ``g``
     (``W'[i] = W[perm[i]]``); ``max_abs_delta_logit`` = max |B(x) - B'(x)| on the check data (a
     permutation symmetry keeps it at float rounding); ``fraction_moved`` = share of parameter
-    entries whose value changed.
+    entries whose value changed; ``unknown_ops``: functions the permutation tracer had no rule
+    for; ``frozen``: the unit groups they kept in place (``group``, ``size``, ``ops``,
+    ``members``).
     """
 
     model: nn.Module
@@ -95,6 +113,7 @@ class AlignResult:
     groups: list[dict[str, Any]]
     unknown_ops: tuple[str, ...] = ()
     cpu_seconds: float = float("nan")
+    frozen: tuple[dict[str, Any], ...] = ()
 
     def info(self) -> dict[str, Any]:
         """JSON-safe summary (everything but the model)."""
@@ -104,4 +123,5 @@ class AlignResult:
                 "sweeps": self.sweeps, "groups": to_jsonable(self.groups),
                 "identity_fraction": [float((p == torch.arange(len(p))).double().mean())
                                       for p in self.perms],
-                "unknown_ops": list(self.unknown_ops)}
+                "unknown_ops": list(self.unknown_ops),
+                "frozen_groups": to_jsonable(list(self.frozen))}

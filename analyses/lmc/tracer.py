@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .axes import AxisSets
+from .axes import ORDER, UNKNOWN, AxisSets
 from .rules import rule_for, tensors_in
 
 ORDER_EXPORT = set("__setitem__ tolist numpy __iter__ index_put_ index_put index_copy_ "
@@ -81,13 +81,13 @@ class AxisTracer(TorchFunctionMode):
             assert len(vs) == t.dim()
             self.records[id(t)] = (t, list(vs))
 
-    def fresh(self, t: torch.Tensor, fixed: bool = True) -> list[int]:
-        return [self.sets.new(s, fixed=fixed) for s in t.shape]
+    def fresh(self, t: torch.Tensor, fixed: bool = True, reason: str = ORDER) -> list[int]:
+        return [self.sets.new(s, fixed=fixed, reason=reason) for s in t.shape]
 
-    def fix_all(self, obj: Any) -> None:
+    def fix_all(self, obj: Any, reason: str = ORDER) -> None:
         for t in tensors_in(obj):
             for v in self.vars(t):
-                self.sets.fix(v)
+                self.sets.fix(v, reason)
 
     # -- the mode ----------------------------------------------------------------------------
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (),
@@ -107,9 +107,9 @@ class AxisTracer(TorchFunctionMode):
             rule(self, name, args, kwargs, out)
         except Exception:  # no rule or an unexpected signature: keep every touched axis in place
             self.unknown.add(name)
-            self.fix_all((args, kwargs))
+            self.fix_all((args, kwargs), UNKNOWN + name)
             for t in tensors_in(out):
-                self.set(t, self.fresh(t))
+                self.set(t, self.fresh(t, reason=UNKNOWN + name))
         return out
 
 

@@ -10,8 +10,11 @@ others fixed and solve the linear assignment problem
     C_g = sum_{(tensor, axis) moved by g} A_(g) . pi_{-g}(B)_(g)^T,   pi_g = argmax_P <C_g, P>
 
 with ``scipy.optimize.linear_sum_assignment`` (``X_(g)`` = the tensor with g's units on the rows,
-everything else flattened). Biases, norm scales, KAN spline coefficients, masks and grids enter the
-cost like every other moved tensor (the PyPI ``rebasin`` package effectively ignores biases). Stop
+everything else flattened; a unit of a flattened conv map owns a block of ``h*w`` columns).
+Biases, norm scales, KAN spline coefficients, masks and grids enter the cost like every other
+moved tensor (the PyPI ``rebasin`` package effectively ignores biases). BatchNorm running
+statistics are moved with their channels but left out of the cost (:func:`matching_state`): they
+are statistics of the data, not weights, and Git Re-Basin matches parameters only. Stop
 after a sweep in which no group gains more than ``tol`` (the procedure terminates: Lemma 2 of the
 paper), or after ``max_sweeps``.
 """
@@ -23,8 +26,20 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from torch import nn
 
 from .permutation import PermAxis, PermutationSpec, permute_axis
+
+
+def matching_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors the weight-matching objective compares: parameters and buffers, without
+    BatchNorm running statistics (detached, shared storage)."""
+    skip = {f"{n}.{k}" for n, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for k in ("running_mean", "running_var", "num_batches_tracked")}
+    out = {n: p.detach() for n, p in model.named_parameters()}
+    out.update({n: b.detach() for n, b in model.named_buffers() if n not in skip})
+    return out
 
 
 def _rows(t: torch.Tensor, axis: int, sizes: tuple[int, ...], k: int) -> torch.Tensor:

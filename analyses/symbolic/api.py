@@ -29,7 +29,7 @@ from . import routes as rt
 from .fit import fit_edges
 from .library import Primitive, resolve, to_spec
 from .result import SymbolicResult
-from .select import choose
+from .select import RULES, choose
 
 
 def _edge_fn(row: dict[str, Any], prims: dict[str, Primitive]) -> Any:
@@ -91,6 +91,8 @@ def symbolic(
     if not (sympy_seconds > 0 and simplify_seconds > 0):
         raise OptionError("sympy_seconds and simplify_seconds must be positive time limits, got "
                           f"{sympy_seconds} and {simplify_seconds}")
+    if rule not in RULES:
+        raise OptionError(f"rule must be one of {RULES}, got {rule!r}")
     lib = resolve(library)
     prims = {p.name: p for p in lib}
     adapter = adapter_for(model)
@@ -119,7 +121,7 @@ def symbolic(
             table = fit_edges(edges_s.x[rows], edges_s.y[rows], lib,
                               x_val=edges_s.x_obs[rows][:, keep], y_val=edges_s.y_obs[rows][:, keep],
                               progress=False)
-            for r, c in zip(rows, choose(table, rule=rule)):
+            for r, c in zip(rows, choose(table, rule=rule, n_val=len(keep))):
                 chosen[r] = c
         timings["fit"] = time.perf_counter() - t
         pbar.update(1)

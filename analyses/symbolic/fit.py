@@ -283,6 +283,28 @@ def _fit_one(prim, t, s, w, sub, n_grid, box, expand, top_k, max_iter):
     return A, B, C, D, sse_all.gather(1, best)[:, 0]
 
 
+def _canonical(prim: Primitive, raw: tuple[float, ...], probe: np.ndarray) -> tuple[float, ...]:
+    """``prim.canonical(*raw)`` when it is the same function at ``probe`` in float64; at extreme
+    scales (|x| ~ 1e150) folding ``a`` into ``c`` over- or underflows, and ``raw`` is kept."""
+    try:
+        canon = prim.canonical(*raw)
+    except (OverflowError, ZeroDivisionError):
+        return raw
+    with np.errstate(all="ignore"):
+        want = evaluate_fit(prim, raw, probe)
+        got = evaluate_fit(prim, canon, probe)
+    ok = np.all(np.isfinite(canon)) and np.allclose(
+        got, want, rtol=1e-6, atol=1e-9 * float(np.nanmax(np.abs(want), initial=0.0)),
+        equal_nan=True)
+    return canon if ok else raw
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    """Each row's largest |value| (1 for an all-zero row), shape (E, 1)."""
+    m = v.abs().amax(-1, keepdim=True)
+    return torch.where(m > 0, m, torch.ones_like(m))
+
+
 def _as_rows(v: Any, E: int, name: str) -> torch.Tensor:
     if isinstance(v, (list, tuple)) and v and not np.isscalar(v[0]):
         n = max(len(np.ravel(r)) for r in v)
@@ -338,12 +360,16 @@ def fit_edges(
     else:
         xv, yv = _as_rows(x_val, E, "x_val"), _as_rows(y_val, E, "y_val")
     w = w / w.sum(-1, keepdim=True).clamp_min(1e-300)
-    mx, sx = x.mean(-1, keepdim=True), x.std(-1, keepdim=True)
+    # standardise in units of each row's largest |value|: no overflow or underflow of the
+    # variance at |x| ~ 1e300 or 1e-300, and a scale-free test for a constant y
+    xu, yu = _unit(x), _unit(y)
+    mx, sx = (x / xu).mean(-1, keepdim=True), (x / xu).std(-1, keepdim=True)
     sx = torch.where(sx > 0, sx, torch.ones_like(sx))
-    my, sy = y.mean(-1, keepdim=True), y.std(-1, keepdim=True)
-    sy = torch.where(sy > 1e-12 * (1 + my.abs()), sy, torch.ones_like(sy))
-    t, s = (x - mx) / sx, (y - my) / sy
-    tv, sv = (xv - mx) / sx, (yv - my) / sy
+    my, sy = (y / yu).mean(-1, keepdim=True), (y / yu).std(-1, keepdim=True)
+    sy = torch.where(sy > 1e-12, sy, torch.ones_like(sy))
+    t, s = (x / xu - mx) / sx, (y / yu - my) / sy
+    tv, sv = (xv / xu - mx) / sx, (yv / yu - my) / sy
+    mx, sx, my, sy = mx * xu, sx * xu, my * yu, sy * yu
     vmask = torch.isfinite(tv) & torch.isfinite(sv)
     tv, sv = torch.nan_to_num(tv), torch.nan_to_num(sv)
     wv = vmask.to(DT) / vmask.sum(-1, keepdim=True).clamp_min(1)
@@ -392,8 +418,9 @@ def fit_edges(
                 for e in range(E):
                     a0, b0, c0, d0 = float(A[e]), float(B[e]), float(C[e]), float(D[e])
                     m, sxe, sye, mye = float(mx[e]), float(sx[e]), float(sy[e]), float(my[e])
-                    params[e, k] = prim.canonical(a0 / sxe, b0 - a0 * m / sxe, sye * c0,
-                                                  sye * d0 + mye)
+                    raw = (a0 / sxe, b0 - a0 * m / sxe, sye * c0, sye * d0 + mye)
+                    params[e, k] = _canonical(prim, raw, x[e, [0, -1]].numpy())
+
             r2[:, k] = (1 - sse / sst).numpy()
             r2v[:, k] = (1 - ssev / sstv).numpy()
             pbar.update(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from inspect_kit.results import Result
+from inspect_kit.results import WHOLE, Result, measure
 
 from . import formula as fm
 from .library import Primitive, by_name, from_spec
@@ -41,6 +41,18 @@ class SymbolicResult(Result):
     route: str | None = None
 
     omit_if_none: ClassVar[tuple[str, ...]] = ("exact",)
+    item_keys: ClassVar[tuple[str, ...]] = ("layer", "out", "in")
+    main_figure: ClassVar[str | None] = "plotting.symbolic:edge_fits"
+
+    def headline(self) -> list[dict[str, Any]]:
+        """R^2 of the formula against the network and the data, exact recovery, edges."""
+        out = [measure(WHOLE, "formula_r2_model", self.formula_r2_model),
+               measure(WHOLE, "formula_r2_data", self.formula_r2_data),
+               measure(WHOLE, "edges", len(self.edges)),
+               measure(WHOLE, "zeroed_edges", sum(e.get("function") == "0" for e in self.edges))]
+        if self.exact is not None:
+            out.append(measure(WHOLE, "exact", self.exact))
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         return [{k: e.get(k) for k in ("layer", "out", "in", "function", "r2", "r2_val",

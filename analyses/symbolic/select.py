@@ -55,6 +55,9 @@ def pareto_front(cx: np.ndarray, err: np.ndarray, eligible: np.ndarray,
     return front
 
 
+RULES = ("tolerance", "bic")
+
+
 def pick(cx: np.ndarray, err: np.ndarray, front: list[int], *, rule: str = "tolerance",
          tol: float = 3.0, n: int = 100, err_floor: float = 0.0,
          n_params: np.ndarray | None = None) -> int | None:
@@ -69,7 +72,7 @@ def pick(cx: np.ndarray, err: np.ndarray, front: list[int], *, rule: str = "tole
     if rule == "bic":
         score = {k: n * np.log(max(err[k], 1e-300) + 1e-15) + cx[k] * np.log(n) for k in front}
         return min(front, key=lambda k: (score[k], k))
-    raise OptionError(f"rule must be 'tolerance' or 'bic', got {rule!r}")
+    raise OptionError(f"rule must be one of {RULES}, got {rule!r}")
 
 
 def choose(

@@ -1,5 +1,6 @@
-"""``inspect-kit attention CKPT --data DATA [--index I] [--no-rollout] [--policy P] --json OUT
---plot OUT``: attention maps, per-head statistics and rollout (see :mod:`analyses.attention`)."""
+"""``inspect-kit attention CKPT --data DATA [--index I] [--query Q] [--[no-]rollout] [--policy P]
+--json OUT --plot OUT``: attention maps, per-head statistics and rollout (see
+:mod:`analyses.attention`)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=int, default=0,
                         help="input (among the drawn samples) whose maps are stored and drawn "
                              "(default 0)")
-    parser.add_argument("--rollout", action=argparse.BooleanOptionalAction, default=True,
-                        help="attention rollout (Abnar & Zuidema 2020; default on)")
+    parser.add_argument("--query", type=int, default=None,
+                        help="query token of the maps and the rollout: a position, negative "
+                             "from the last real token (-1 = last); default: the last real "
+                             "token of a causal model, else the first (CLS)")
+    parser.add_argument("--rollout", action=argparse.BooleanOptionalAction, default=None,
+                        help="attention rollout (Abnar & Zuidema 2020); default: whenever it "
+                             "is defined (global self-attention, not Swin windows)")
     parser.add_argument("--policy", choices=("raw", "clamp", "abs", "renormalise"), default=None,
                         help="how rollout treats non-softmax attention (required for it, e.g. "
                              "Fourier-KArAt)")
@@ -49,11 +55,15 @@ def run(args: argparse.Namespace) -> int:
 
     model = model_from_args(args, args.checkpoint)
     data = data_from_args(args)
-    result = attention(model, data, index=args.index, rollout=args.rollout, policy=args.policy,
+    result = attention(model, data, index=args.index, query=args.query, rollout=args.rollout,
+                       policy=args.policy,
                        head_fusion=args.head_fusion, discard_ratio=args.discard_ratio,
                        residual=args.residual, seed=args.seed, progress=args.progress,
                        **view_kwargs(args))
     write_outputs(args, result, plot=plot_summary)
+    print(f"{result.kind}: {result.seq_len} tokens, query token {result.query}"
+          + (" (causal)" if result.causal else "")
+          + (f"; rollout: {result.rollout['reading']}" if result.rollout else ""))
     for lay in result.layers:
         print(f"{lay.name:<24} {lay.family:<8} heads={lay.heads} "
               f"entropy={lay.entropy.mean():.3f} negative_mass={lay.negative_mass.mean():.3f} "

@@ -86,13 +86,14 @@ def add_model_args(parser: argparse.ArgumentParser, n: int = 1) -> None:
 
 def add_data_arg(parser: argparse.ArgumentParser, *, required: bool = True,
                  splits: tuple[str, ...] = ("train", "test"),
-                 samples: int | None = None) -> None:
-    """``--data``, ``--split`` (default train) and ``--samples`` (a seeded random draw)."""
+                 samples: int | None = None, split: str = "train") -> None:
+    """``--data``, ``--split`` (default ``split``, train) and ``--samples`` (a seeded random
+    draw)."""
     parser.add_argument("--data", required=required, metavar="DATA",
-                        help="digits, wine, formula:NAME, file.pt/.npz with x and y, or "
-                             "module:callable")
-    parser.add_argument("--split", choices=splits, default="train",
-                        help="data split to analyse (default: train)")
+                        help="digits, wine, formula:NAME, modadd:P[:FRAC], file.pt/.npz with x "
+                             "and y, or module:callable")
+    parser.add_argument("--split", choices=splits, default=split,
+                        help=f"data split to analyse (default: {split})")
     parser.add_argument("--samples", type=int, default=samples, metavar="N",
                         help="a seeded random draw of N samples (default: "
                              + ("all" if samples is None else str(samples)) + ")")
@@ -117,6 +118,13 @@ def add_view_args(parser: argparse.ArgumentParser, *, dtype: bool = True,
         parser.add_argument("--loss", choices=("cross_entropy", "mse"), default=None,
                             help="loss (default by task: cross_entropy for integer targets, mse "
                                  "otherwise)")
+
+
+def add_force_arg(parser: argparse.ArgumentParser) -> None:
+    """``--force``: run a request estimated to exceed the kit's time limit (memory limits stay)."""
+    parser.add_argument("--force", action="store_true",
+                        help="run even when the work is estimated to take longer than the time "
+                             "limit (1 h; INSPECT_KIT_TIME_LIMIT seconds); memory limits stay")
 
 
 def view_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -147,16 +155,21 @@ def add_output_args(parser: argparse.ArgumentParser, *, plot: bool = True) -> No
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse unusable output paths before any work (unknown figure format, a folder that is a
-    file, an existing folder given as the file)."""
+    file, an existing folder given as the file, a device or pipe such as /dev/stdout)."""
     for opt in ("json", "plot", "out", "snapshots"):
-        if opt == "out" and getattr(args, "command", None) == "gallery":
-            continue  # the gallery's --out is a folder
         value = getattr(args, opt, None)
         if not isinstance(value, str) or not value:
             continue
         path = Path(value)
+        if opt == "out" and getattr(args, "command", None) == "gallery":  # a folder
+            if path.exists() and not path.is_dir():
+                raise OptionError(f"--out {value} is a file; the gallery needs a folder")
+            continue
         if path.is_dir():
             raise OptionError(f"--{opt} {value} is a folder; give a file name inside it")
+        if path.exists() and not path.is_file():  # a device, pipe or socket (/dev/stdout...)
+            raise OptionError(f"--{opt} {value} is not a regular file; outputs are written to "
+                              "a temporary file and renamed into place, so give a file path")
         parent = path.parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent

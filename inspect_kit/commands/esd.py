@@ -44,19 +44,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _source(args: argparse.Namespace) -> Any:
-    """The model (module types known) when it can be built, else the checkpoint's tensors."""
-    from ..checkpoints import load_checkpoint
-    from ..errors import ModelSpecError
-    from .common import model_from_args
+    """The model (module types known) when it can be built, else the checkpoint's tensors.
+
+    ``--model-kwargs`` are never ignored: they must build a model that fits the file (with
+    ``--model``, or over a kit checkpoint's zoo spec), otherwise the command fails.
+    """
+    from ..checkpoints import load_checkpoint, load_model
+    from ..errors import ModelSpecError, OptionError
+    from .common import model_from_args, parse_json_kwargs
 
     if args.model:
         return model_from_args(args, args.checkpoint)
     ckpt = load_checkpoint(args.checkpoint, trust=args.trust)
+    kwargs = parse_json_kwargs(args.model_kwargs)
     if ckpt.module is not None or ckpt.zoo_spec is not None:
         try:
-            return model_from_args(args, args.checkpoint)
+            return load_model(ckpt, model_kwargs=kwargs)
         except ModelSpecError:
-            pass
+            if kwargs:
+                raise
+    elif kwargs:
+        raise OptionError(f"{args.checkpoint} is a plain state dict: --model-kwargs need --model "
+                          "SPEC to say which model they describe")
     return ckpt.state_dict
 
 

@@ -14,13 +14,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
     parser.add_argument("--section", action="append", default=None,
                         help="render only these sections (repeatable): kan_formulas, mlp_digits, "
-                             "kan_vs_mlp, vit_karat")
+                             "kan_vs_mlp, vit_karat, modadd")
     parser.add_argument("--no-progress", action="store_true", help="no progress messages")
 
 
 def run(args: argparse.Namespace) -> int:
-    from plotting.gallery import build_gallery
+    from plotting.gallery import SECTIONS, build_gallery
 
+    from ..errors import OptionError
+
+    known = [name for name, _ in SECTIONS]
+    unknown = [s for s in args.section or [] if s not in known]
+    if unknown:
+        raise OptionError(f"unknown --section {', '.join(unknown)}; use {', '.join(known)}")
     readme = build_gallery(args.out, quick=args.quick, progress=not args.no_progress,
                            sections=args.section)
     print(f"gallery written: {readme}")

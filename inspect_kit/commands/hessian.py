@@ -6,6 +6,7 @@ import argparse
 
 from .common import (
     add_data_arg,
+    add_force_arg,
     add_model_args,
     add_output_args,
     add_view_args,
@@ -23,6 +24,15 @@ HELP = ("loss Hessian: top/bottom eigenvalues (Lanczos), trace (Hutch++), spectr
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     add_data_arg(parser)
+    parser.add_argument("--curvature", choices=("hessian", "ggn", "fisher", "empirical_fisher"),
+                        default="hessian",
+                        help="the matrix: hessian (default), ggn (Gauss-Newton), fisher "
+                             "(Monte Carlo) or empirical_fisher")
+    parser.add_argument("--mc-samples", type=int, default=1,
+                        help="labels drawn per input for --curvature fisher (default 1)")
+    parser.add_argument("--memory", default=None,
+                        help="byte budget of the estimators' storage, e.g. 8GB (default: half "
+                             "the available memory)")
     parser.add_argument("--top-k", type=int, default=5,
                         help="eigenvalues per end of the spectrum (default 5; 0 skips)")
     parser.add_argument("--which", choices=("largest", "smallest", "magnitude", "both"),
@@ -54,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Lanczos residual bound relative to max|lambda| (default 1e-6)")
     add_view_args(parser)
     add_output_args(parser)
+    add_force_arg(parser)
     deprecated(parser, "--budget", "--trace-budget", "trace_budget", type=int)
     deprecated(parser, "--probes", "--density-probes", "density_probes", type=int)
     deprecated(parser, "--float64", "--dtype float64", "dtype", flag="float64")
@@ -67,18 +78,22 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import OptionError
     from .common import write_outputs
 
-    if args.top_k < 0 or args.trace_budget < 3 or args.density_probes < 1:
-        raise OptionError("--top-k must be >= 0, --trace-budget >= 3 and --density-probes >= 1")
+    if args.top_k < 0 or args.trace_budget < 3 or args.density_probes < 1 \
+            or args.density_steps < 1:
+        raise OptionError("--top-k must be >= 0, --trace-budget >= 3, --density-probes >= 1 and "
+                          "--density-steps >= 1")
     model = model_from_args(args, args.checkpoint)
     data = data_from_args(args)
-    result = hessian(model, data, top_k=args.top_k, which=args.which, trace=args.trace,
+    result = hessian(model, data, curvature=args.curvature, mc_samples=args.mc_samples,
+                     memory=args.memory, top_k=args.top_k, which=args.which, trace=args.trace,
                      trace_budget=args.trace_budget, trace_method=args.trace_method,
                      density=args.density, density_probes=args.density_probes,
                      density_steps=args.density_steps, blocks=args.blocks,
                      include=args.include, method=args.method, backend=args.backend,
-                     tol=args.tol, seed=args.seed, progress=args.progress, **view_kwargs(args))
-    lines = [f"Hessian of {result.n_params} parameters on {result.n_samples} samples "
-             f"({result.method}, {result.hvp_count} HVPs)"]
+                     tol=args.tol, seed=args.seed, force=args.force, progress=args.progress,
+                     **view_kwargs(args))
+    lines = [f"{result.curvature} of {result.n_params} parameters on {result.n_samples} samples "
+             f"({result.method}, {result.hvp_count} products)"]
     for v, r, c in zip(result.eigenvalues, result.residuals, result.converged):
         lines.append(f"  lambda = {v: .6g}   residual {r:.1e}{'' if c else '  (not converged)'}")
     if result.trace is not None:

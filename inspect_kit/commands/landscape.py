@@ -6,6 +6,7 @@ import argparse
 
 from .common import (
     add_data_arg,
+    add_force_arg,
     add_model_args,
     add_output_args,
     add_view_args,
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="partial-result file: a rerun continues where it stopped")
     add_view_args(parser)
     add_output_args(parser)
+    add_force_arg(parser)
     deprecated(parser, "--subset", "--samples", "samples", type=int)
 
 
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         span=args.span, directions=args.directions, trajectory=_trajectory(args), target=target,
         seed=args.seed, norm=args.norm, ignore=None if args.ignore == "none" else "biasbn",
         include=args.include, buffers=args.buffers, engine=args.engine, resume=args.resume,
-        progress=args.progress, **view_kwargs(args))
+        force=args.force, progress=args.progress, **view_kwargs(args))
     ms = result.meta.get("ms_per_point")
     print(f"landscape: {result.dims}-D, {args.steps} steps/axis, centre loss "
           f"{result.center_loss:.6g}, max {float(result.loss.max()):.6g}"

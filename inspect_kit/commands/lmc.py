@@ -6,6 +6,7 @@ import argparse
 
 from .common import (
     add_data_arg,
+    add_force_arg,
     add_model_args,
     add_output_args,
     add_view_args,
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluation engine (default auto)")
     add_view_args(parser)
     add_output_args(parser)
+    add_force_arg(parser)
     deprecated(parser, "--align", "--matching", "matching")
 
 
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     data = data_from_args(args)
     result = lmc(model_a, model_b, data, matching=args.matching, repair=args.repair,
                  layerwise=args.layerwise, steps=args.steps, seed=args.seed,
-                 buffers=args.buffers, engine=args.engine, progress=args.progress,
+                 buffers=args.buffers, engine=args.engine, force=args.force,
+                 progress=args.progress,
                  **view_kwargs(args))
     print(result.summary())
     write_outputs(args, result, plot=plot_lmc)

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 from ..errors import OptionError
 from .common import parse_json_kwargs
 
 NAME = "train"
-HELP = "train a zoo model (kan, mlp, vit) on data and save a kit checkpoint"
+HELP = "train a zoo model (kan, mlp, vit, modadd) on data and save a kit checkpoint"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("zoo_name", metavar="ZOO_NAME", help="zoo model: kan, mlp or vit")
+    parser.add_argument("zoo_name", metavar="ZOO_NAME", help="zoo model: kan, mlp, vit or modadd")
     parser.add_argument("--data", required=True, metavar="DATA",
-                        help="digits, wine, formula:NAME, file.pt/.npz with x and y, or "
+                        help="digits, wine, formula:NAME, modadd:P[:FRAC], file.pt/.npz with x "
+                             "and y, or "
                              "module:callable (float targets: regression/MSE, integer: classes)")
     parser.add_argument("--model-kwargs", metavar="JSON", default=None,
                         help='JSON object of model kwargs, e.g. \'{"width": [2, 5, 1]}\' (sizes '
@@ -28,8 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="epochs (L-BFGS: steps); default per model, e.g. 20 for a KAN on a "
                              "formula, 20 for an MLP on digits")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default per model)")
-    parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default=None,
-                        help="optimiser (default per model: lbfgs for a KAN on regression)")
+    parser.add_argument("--optimizer", choices=("adam", "adamw", "lbfgs"), default=None,
+                        help="optimiser (default per model: lbfgs for a KAN on regression, adamw "
+                             "for modadd)")
+    parser.add_argument("--weight-decay", type=float, default=None,
+                        help="weight decay (adam: L2 penalty; adamw: decoupled; default per model: "
+                             "0, modadd 1.0)")
     parser.add_argument("--batch-size", type=int, default=None, help="Adam mini-batch size")
     parser.add_argument("--seed", type=int, default=0, help="seed for init and shuffling")
     parser.add_argument("--snapshot-every", type=int, default=None, metavar="N",
@@ -54,13 +60,17 @@ def run(args: argparse.Namespace) -> int:
     if args.out.endswith(".safetensors") and args.snapshot_every:
         raise OptionError("--snapshot-every needs a .pt checkpoint (safetensors holds no "
                           "trajectory); change --out")
+    if args.weight_decay is not None and args.weight_decay < 0:
+        raise OptionError(f"--weight-decay must be >= 0, got {args.weight_decay}")
     for opt in ("epochs", "snapshot_every", "batch_size"):
         value = getattr(args, opt)
         if value is not None and value < (0 if opt == "epochs" else 1):
             raise OptionError(f"--{opt.replace('_', '-')} must be positive, got {value}")
     data = load_data(args.data)
+    _check_size(args.zoo_name, data, model_kwargs, args.seed)
     fit_kwargs = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr),
                                     ("optimizer", args.optimizer), ("batch_size", args.batch_size),
+                                    ("weight_decay", args.weight_decay),
                                     ("snapshot_every", args.snapshot_every)) if v is not None}
     model, result = train_zoo(args.zoo_name, data, model_kwargs=model_kwargs, seed=args.seed,
                               **fit_kwargs)
@@ -75,6 +85,23 @@ def run(args: argparse.Namespace) -> int:
                                "seconds": result.seconds, "checkpoint": args.out})
     print(summary(args.zoo_name, args.data, final, result.seconds, args.out))
     return 0
+
+
+def _check_size(name: str, data: Any, model_kwargs: dict[str, Any], seed: int) -> None:
+    """Refuse a model whose weights, gradients and two Adam moments would not fit in memory,
+    from a shape-only build (nothing allocated)."""
+    from .. import zoo
+    from ..limits import check_memory
+    from ..preflight import declared_size, meta_build
+    from ..zoo.train import zoo_kwargs
+
+    kwargs = zoo_kwargs(name, data, model_kwargs, seed)
+    ghost = meta_build(lambda: zoo.build(name, **kwargs), n_tensors=1000, source=f"zoo:{name}",
+                       hint="lower the sizes in --model-kwargs", fallback=False)
+    if ghost is not None:
+        values, nbytes = declared_size(ghost)
+        check_memory(4 * nbytes, f"training zoo:{name} with {values:,} parameters (weights, "
+                     "gradients, two Adam moments)", "lower the sizes in --model-kwargs")
 
 
 def summary(name: str, data: str, final: dict[str, float], seconds: float, out: str) -> str:

@@ -27,14 +27,14 @@ Symbolic (pykan ``fix_symbolic``) edges have no spline coefficients and count 0 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ..data import resolve_loss
 from ..errors import OptionError
-from ..results import Result
+from ..results import WHOLE, Result, measure
 from . import KANAdapter, adapter_for
 from .sampling import data_tensors
 
@@ -55,6 +55,7 @@ class AttributionResult(Result):
     """
 
     result_type = "AttributionResult"
+    item_keys: ClassVar[tuple[str, ...]] = ("layer", "out", "in")
     family: str
     widths: list[int]
     subnode_owner: list[list[int]]
@@ -98,6 +99,12 @@ class PruneMasks(Result):
     """
 
     result_type = "PruneMasks"
+
+    def headline(self) -> list[dict[str, Any]]:
+        """Edges and nodes kept."""
+        return [measure(WHOLE, "edges_kept", sum(int(a.sum()) for a in self.edge_keep)),
+                measure(WHOLE, "edges", sum(int(a.size) for a in self.edge_keep)),
+                measure(WHOLE, "nodes_kept", sum(int(a.sum()) for a in self.node_keep))]
     edge_threshold: float
     node_threshold: float
     edge_keep: list[np.ndarray]

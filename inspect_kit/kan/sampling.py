@@ -15,7 +15,7 @@ Masked edges are sampled too (their curve is 0) and flagged in ``masked``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -47,7 +47,8 @@ class EdgeSamples(Result):
         quantiles, n_samples, input_note, note, labels (optional per-edge names).
     """
 
-    result_type = "EdgeSamples"
+    result_type: ClassVar[str] = "EdgeSamples"
+    item_keys: ClassVar[tuple[str, ...]] = ("layer", "out", "in")
     family: str
     widths: list[int]
     edge_shapes: list[tuple[int, int]]

@@ -157,6 +157,18 @@ def _source(data: Any, split: str) -> Any:
     return data
 
 
+def _one_batch(data: Any) -> bool:
+    """A dict batch, an ``(X, y)``/``(X,)`` pair of arrays, or ``(dict of inputs, y)``."""
+    if isinstance(data, Mapping):
+        return True
+    if not isinstance(data, (tuple, list)) or not 1 <= len(data) <= 2:
+        return False
+    first = data[0]
+    if isinstance(first, Mapping):
+        return len(data) == 2 and not isinstance(data[1], (tuple, list, Mapping))
+    return not isinstance(first, (tuple, list))
+
+
 def to_batches(
     data: Any,
     *,
@@ -166,8 +178,6 @@ def to_batches(
     seed: int = 0,
 ) -> list[Batch]:
     """Every data form as a list of :class:`Batch` (see the module docstring)."""
-    from ..data import Batches
-
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise OptionError(f"batch_size must be a positive integer, got {batch_size!r}")
     if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool)
@@ -175,10 +185,7 @@ def to_batches(
         raise OptionError(f"samples must be a positive integer (a seeded random draw of that "
                           f"many samples) or None for all, got {samples!r}")
     data = _source(data, split)
-    if isinstance(data, Batches):
-        data = list(data)
-    if isinstance(data, Mapping) or (isinstance(data, (tuple, list)) and 1 <= len(data) <= 2
-                                     and not isinstance(data[0], (tuple, list, Mapping))):
+    if _one_batch(data):
         batches = [as_batch(data)]
         whole = True
     elif isinstance(data, Iterable):

@@ -20,9 +20,11 @@ What the view owns, in one place:
   is never moved;
 * **model mode** ("eval", "train" or None); in train mode every forward gets fresh copies of the
   buffers, so running statistics are never written back;
-* **the loss** (default by task: cross-entropy for integer targets, MSE otherwise) and the
-  output: tensors, tuples and HuggingFace outputs are unwrapped (:func:`.batches.unwrap`), and
-  ``forward(call, batch) -> prediction`` replaces the call for anything else;
+* **the loss** (:mod:`inspect_kit.losses`; default by task: cross-entropy for integer targets,
+  next-token cross-entropy for causal LMs, MSE otherwise; ``"model"``: the model's own loss
+  from ``labels=``) and the output: tensors, tuples and HuggingFace outputs are unwrapped
+  (:func:`.batches.unwrap`), and ``forward(call, batch) -> prediction`` replaces the call for
+  anything else;
 * **the batches** (:mod:`.batches`): tuples or dicts, a seeded draw of ``samples``, weights
   ``n_b / N``.
 
@@ -46,8 +48,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..data import LossFn, resolve_loss, task_of
 from ..errors import DataError, NonFiniteError, OptionError
+from ..losses import LossFn, resolve_loss, task_of
 from ..modes import model_mode as mode_ctx
 from ..params import check_finite, named_params
 from .batches import Batch, cast, to_batches, unwrap
@@ -130,13 +132,19 @@ class ModelView:
         if self.n_samples <= 0:
             raise DataError("the data is empty (0 samples)")
         y0 = self.batches[0].target
+        #: the model computes its own loss from ``labels=`` (HF models, ``loss="model"``)
+        self.model_loss = loss == "model"
+        if self.model_loss and y0 is None:
+            raise DataError("loss='model' needs targets to pass as labels=")
         #: None when the data has no targets and no loss callable was given (forward only)
         self.loss_fn: LossFn | None = (
-            resolve_loss(loss, y0 if y0 is not None else torch.zeros(1))
+            None if self.model_loss else
+            resolve_loss(loss, y0 if y0 is not None else torch.zeros(1), model)
             if y0 is not None or callable(loss) else None)
         self.loss_spec = "default" if loss is None else (loss if isinstance(loss, str)
                                                          else getattr(loss, "__name__", "callable"))
-        self.classify = y0 is not None and task_of(y0) == "classification"
+        #: accuracy is reported for one integer label per sample (not for token labels)
+        self.classify = y0 is not None and task_of(y0) == "classification" and y0.dim() == 1
         self.options = {"include": include if include is None or isinstance(include, str)
                         else (list(include) if not callable(include) else "callable"),
                         "model_mode": model_mode, "dtype": str(self.dtype).removeprefix("torch."),
@@ -207,14 +215,16 @@ class ModelView:
         return s
 
     def call(self, state: Mapping[str, torch.Tensor], b: Batch) -> torch.Tensor:
-        """The model's prediction on batch ``b`` at ``state`` (unwrapped; caller sets the mode).
+        """The model's prediction on batch ``b`` at ``state`` (unwrapped), in the view's model mode.
 
         The first call is the check that model and data fit: its failure is a
         :class:`~inspect_kit.errors.DataError` naming the likely causes."""
         if getattr(self, "_fits", False):
-            return self._call(state, b)
+            with self.mode():
+                return self._call(state, b)
         try:
-            out = self._call(state, b)
+            with self.mode():
+                out = self._call(state, b)
         except (RuntimeError, ValueError, IndexError, TypeError, KeyError) as exc:
             raise DataError(
                 f"cannot evaluate the model on the data ({type(exc).__name__}: "
@@ -233,14 +243,34 @@ class ModelView:
         return unwrap(functional_call(self.model, dict(state), b.args, b.kwargs))
 
     def _need_loss(self) -> LossFn:
+        if self.model_loss:
+            return lambda out, y: out  # loss_and_output returns the model's own loss
         if self.loss_fn is None:
             raise DataError("the data has no targets: pass (X, y) pairs or dict batches with "
                             "'labels', or a loss callable that ignores its target")
         return self.loss_fn
 
+    def loss_and_output(self, state: Mapping[str, torch.Tensor], b: Batch
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean loss of batch b, prediction)`` at ``state``; with ``loss="model"`` the model
+        is called with ``labels=`` the targets and its own ``.loss`` is used."""
+        if not self.model_loss:
+            out = self.call(state, b)
+            return self._need_loss()(out, b.target), out
+        labelled = Batch(b.args, {**b.kwargs, "labels": b.target}, b.target, b.n)
+        with self.mode():
+            raw = functional_call(self.model, dict(state), labelled.args, labelled.kwargs)
+        value = getattr(raw, "loss", None)
+        if value is None and isinstance(raw, Mapping):
+            value = raw.get("loss")
+        if not isinstance(value, torch.Tensor):
+            raise DataError(f"loss='model' but {type(self.model).__name__} returned no .loss "
+                            "when given labels=; pass a loss name or callable instead")
+        return value, unwrap(raw)
+
     def batch_loss(self, state: Mapping[str, torch.Tensor], b: Batch) -> torch.Tensor:
         """The scalar mean loss of batch ``b`` at ``state``."""
-        value = self._need_loss()(self.call(state, b), b.target)
+        value = self.loss_and_output(state, b)[0]
         if value.dim() != 0:
             raise OptionError(f"the loss must return a scalar batch mean, got shape "
                               f"{tuple(value.shape)}; reduce it with .mean()")
@@ -252,11 +282,11 @@ class ModelView:
                  ) -> Evaluation:
         """Full-data loss and accuracy at ``theta`` (default: the model's own parameters)."""
         total, correct = 0.0, 0
-        loss_fn = self._need_loss()
+        self._need_loss()
         with self.mode():
             for b in self.batches:
-                out = self.call(self.full_state(theta), b)
-                total += float(loss_fn(out, b.target)) * b.n
+                value, out = self.loss_and_output(self.full_state(theta), b)
+                total += float(value) * b.n
                 if self.classify:
                     correct += int((out.argmax(-1) == b.target).sum())
         loss = total / self.n_samples
@@ -289,19 +319,36 @@ class ModelView:
     def hvp(self, V: torch.Tensor, names: list[str] | None = None) -> torch.Tensor:
         """Hessian-vector products ``H v`` for ``v`` of shape ``(n,)`` or a block ``(k, n)``,
         restricted to the parameters ``names`` (default all); see :mod:`.hvp`."""
-        products = getattr(self, "_products", None) or self.products()
+        return self.curvature_matvec(V, names, "hessian")
+
+    def curvature_matvec(self, V: torch.Tensor, names: list[str] | None = None,
+                         curvature: str = "hessian") -> torch.Tensor:
+        """Products with the ``curvature`` matrix ("hessian", "ggn", "fisher",
+        "empirical_fisher"), built by :meth:`products` (default options when not yet built)."""
+        built = getattr(self, "_products", None) or {}
+        products = built.get(curvature) or self.products(curvature)
         return products.matvec(V, names)
 
-    def products(self, *, cache_graph: bool | None = None, vectorize: bool = True) -> Any:
-        """The Hessian-product engine (:class:`.hvp.HessianProducts`), built once per set of
-        options: it caches the gradient graphs that every product reuses."""
-        key = (cache_graph, bool(vectorize))
-        if getattr(self, "_products", None) is None or self._products_key != key:
-            from .hvp import HessianProducts
+    def products(self, curvature: str = "hessian", *, cache_graph: bool | None = None,
+                 vectorize: bool = True, mc_samples: int = 1, seed: int = 0) -> Any:
+        """The product engine of ``curvature`` (:class:`.hvp.HessianProducts` or
+        :class:`.ggn.GaussNewtonProducts`), built once per set of options: it caches the graphs
+        that every product reuses."""
+        key = (curvature, cache_graph, bool(vectorize), int(mc_samples), int(seed))
+        if getattr(self, "_products", None) is None:
+            self._products, self._product_keys = {}, {}
+        if self._product_keys.get(curvature) != key:
+            if curvature == "hessian":
+                from .hvp import HessianProducts
 
-            self._products = HessianProducts(self, cache_graph=cache_graph, vectorize=vectorize)
-            self._products_key = key
-        return self._products
+                built = HessianProducts(self, cache_graph=cache_graph, vectorize=vectorize)
+            else:
+                from .ggn import GaussNewtonProducts
+
+                built = GaussNewtonProducts(self, curvature, mc_samples=mc_samples, seed=seed,
+                                            cache_graph=cache_graph, vectorize=vectorize)
+            self._products[curvature], self._product_keys[curvature] = built, key
+        return self._products[curvature]
 
     # -- many points ---------------------------------------------------------------------------
     def direction_to(self, target: Mapping[str, torch.Tensor], *, buffers: str = "follow",
@@ -362,3 +409,16 @@ class ModelView:
 
 
 BUFFER_POLICIES = ("follow", "keep")
+
+
+def differentiable_attention() -> Any:
+    """Context manager: ``F.scaled_dot_product_attention`` on its math kernel, whose backward
+    can be differentiated again (the fused CPU kernels' cannot: double backward and forward-mode
+    products need this); the previous kernel choice is restored on exit."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - older torch
+        import contextlib
+
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.MATH])

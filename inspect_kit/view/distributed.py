@@ -81,12 +81,17 @@ class ShardedView:
     def gradient(self, theta: torch.Tensor | None = None) -> torch.Tensor:
         return self._reduce(self.local.gradient(theta))
 
-    def products(self, **kw: Any) -> Any:
-        return self.local.products(**kw)
+    def products(self, *args: Any, **kw: Any) -> Any:
+        return self.local.products(*args, **kw)
 
     def hvp(self, V: torch.Tensor, names: list[str] | None = None) -> torch.Tensor:
         """``sum_r (N_r/N) H_r V``: the shard's product and one all-reduce per call."""
-        return self._reduce(self.local.hvp(V, names))
+        return self.curvature_matvec(V, names, "hessian")
+
+    def curvature_matvec(self, V: torch.Tensor, names: list[str] | None = None,
+                         curvature: str = "hessian") -> torch.Tensor:
+        """The shard's curvature product and one all-reduce per call."""
+        return self._reduce(self.local.curvature_matvec(V, names, curvature))
 
     # -- split points ----------------------------------------------------------------------------
     def points(self, directions: list[Any], **kw: Any) -> ShardedPoints:

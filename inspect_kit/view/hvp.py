@@ -2,7 +2,8 @@
 
     H v = sum_b (n_b / N) d/dtheta (g_b . v),      g_b = dL_b/dtheta  (create_graph=True),
 
-by double backward (Pearlmutter 1994, "Fast exact multiplication by the Hessian"). The gradient
+by double backward (Pearlmutter 1994, "Fast exact multiplication by the Hessian"). Attention runs on
+the math kernel throughout (:func:`.core.differentiable_attention`). The gradient
 graphs are built once and reused for every product when the data has at most
 ``CACHE_MAX_BATCHES`` batches (about 1.5x the cost of a gradient instead of about 3x, see
 benchmarks/results_hessian.md). A ``(k, n)`` block of vectors is one batched backward
@@ -23,6 +24,7 @@ import torch
 
 from ..errors import DataError, OptionError
 from ..modes import model_mode
+from .core import differentiable_attention
 
 #: graphs are cached when the data has at most this many batches (``cache_graph=None``)
 CACHE_MAX_BATCHES = 8
@@ -73,7 +75,7 @@ class HessianProducts:
     def _batch_grads(self, b: Any, names: list[str], create_graph: bool
                      ) -> list[torch.Tensor | None]:
         view = self.view
-        with torch.enable_grad(), view.mode():
+        with torch.enable_grad(), view.mode(), differentiable_attention():
             state = view.full_state(self._leaves)
             value = view.batch_loss(state, b)
             return list(torch.autograd.grad(value, [self._leaves[n] for n in names],
@@ -116,8 +118,9 @@ class HessianProducts:
                 continue
             outs = [grads[j] for j in keep]
             gouts = [pieces[j] if k > 1 else pieces[j][0] for j in keep]
-            hv = torch.autograd.grad(outs, leaves, grad_outputs=gouts, retain_graph=True,
-                                     allow_unused=True, is_grads_batched=k > 1)
+            with differentiable_attention():
+                hv = torch.autograd.grad(outs, leaves, grad_outputs=gouts, retain_graph=True,
+                                         allow_unused=True, is_grads_batched=k > 1)
             flat = [(h.reshape(k, -1) if h is not None else
                      torch.zeros(k, view.sizes[name], dtype=view.dtype, device=view.device))
                     for h, name in zip(hv, names)]

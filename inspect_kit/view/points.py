@@ -59,7 +59,7 @@ class PointEngine:
         self.trick: FirstLinear | None = None
         self.plan: StackPlan | None = None
         self.plan_trick = False
-        if not self.train:
+        if not self.train and not view.model_loss:
             moved = self._point_state([1.0] * self.K, flat=False)
             with view.mode():
                 if first_layer_trick:
@@ -115,8 +115,8 @@ class PointEngine:
         return out
 
     # -- engines -----------------------------------------------------------------------------
-    def _score(self, out: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
-        loss = self.view.loss_fn(out, y)
+    def _score(self, out: torch.Tensor, y: torch.Tensor, loss: Any = None) -> tuple[float, int]:
+        loss = self.view.loss_fn(out, y) if loss is None else loss
         if not self.classify:
             return float(loss), 0
         both = torch.stack([loss.double(), (out.argmax(-1) == y).sum().double()]).tolist()
@@ -150,7 +150,11 @@ class PointEngine:
             for b, batch in enumerate(view.batches):
                 if trick is not None:
                     trick.h = trick.output(b, c)
-                lb, cb = self._score(view.call(p, batch), batch.target)
+                if view.model_loss:
+                    value, out = view.loss_and_output(p, batch)
+                    lb, cb = self._score(out, batch.target, value)
+                else:
+                    lb, cb = self._score(view.call(p, batch), batch.target)
                 total += lb * batch.n
                 correct += cb
         return total / view.n_samples, (correct / view.n_samples if self.classify else nan)
@@ -224,8 +228,8 @@ def run_points(
     """
     if engine not in ENGINES:
         raise OptionError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if ev.train and engine != "loop":
-        engine = "loop"  # buffers are updated in place in train mode: vmap cannot batch that
+    if (ev.train or ev.view.model_loss) and engine != "loop":
+        engine = "loop"  # train mode updates buffers in place; a model's own loss is not vmapped
     n = coefs.shape[0]
     loss: list[float] = [float("nan")] * n
     acc: list[float] = [float("nan")] * n

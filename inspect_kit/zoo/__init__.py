@@ -1,4 +1,5 @@
-"""Reference model zoo: a B-spline KAN, an MLP, a tiny ViT (softmax or Fourier-KArAt attention).
+"""Reference model zoo: a B-spline KAN, an MLP, a tiny ViT (softmax or Fourier-KArAt attention),
+modular-addition networks (an MLP on embeddings or a one-layer transformer, the grokking testbed).
 
 :func:`build` makes a model by zoo name and records the name and kwargs on the model (attribute
 ``zoo_spec``), so a kit checkpoint can rebuild it without further arguments.
@@ -18,6 +19,7 @@ ZOO: dict[str, str] = {
     "kan": "inspect_kit.zoo.kan:KAN",
     "mlp": "inspect_kit.zoo.mlp:MLP",
     "vit": "inspect_kit.zoo.vit:TinyViT",
+    "modadd": "inspect_kit.zoo.modadd:ModAddNet",
 }
 
 SPEC_ATTR = "zoo_spec"

@@ -1,11 +1,14 @@
 """A small seeded trainer for zoo (and any) models, with optional weight snapshots.
 
-:func:`fit` trains in place with Adam (mini-batches, shuffled by a local ``torch.Generator(seed)``)
-or full-batch L-BFGS with strong-Wolfe line search (pykan's optimiser settings: one epoch = one
-``LBFGS.step`` of up to 20 iterations). The whole run happens inside ``torch.random.fork_rng`` with
-the global RNG seeded from ``seed`` (for dropout), so the caller's RNG state is left untouched and
-the same seed gives bit-identical weights. :func:`train_zoo` builds a zoo model whose input and
-output sizes fit the data and trains it with per-model defaults.
+:func:`fit` trains in place with Adam or AdamW (mini-batches shuffled by a local
+``torch.Generator(seed)``, or the full batch) or full-batch L-BFGS with strong-Wolfe line search
+(pykan's optimiser settings: one epoch = one ``LBFGS.step`` of up to 20 iterations). The whole
+run happens inside ``torch.random.fork_rng`` with the global RNG seeded from ``seed`` (for
+dropout), so the caller's RNG state is left untouched and the same seed gives bit-identical
+weights. The data are normalised by the model view's
+:func:`~inspect_kit.view.batches.to_batches`, so the model is trained on exactly what the analyses
+feed it (integer inputs such as ``modadd`` tokens stay integer). :func:`train_zoo` builds a zoo
+model whose input and output sizes fit the data and trains it with per-model defaults.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import Batches, DataBundle, LossFn, load_data, resolve_loss, task_of
-from ..errors import ModelSpecError, NonFiniteError, OptionError
+from ..data import DataBundle, LossFn, load_data, resolve_loss, task_of
+from ..errors import DataError, ModelSpecError, NonFiniteError, OptionError
 from ..modes import model_mode
 from ..progress import bar
 from ..view import ModelView
+from ..view.batches import concat, to_batches
 
 Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -50,6 +54,16 @@ class TrainResult:
         return dict(self.history[-1]) if self.history else {}
 
 
+def _tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X, y)`` of any data form, as the model view reads it (integers stay integers)."""
+    whole = concat(to_batches(data))
+    if len(whole.args) != 1 or whole.kwargs or not isinstance(whole.args[0], torch.Tensor) \
+            or whole.target is None:
+        raise DataError("fit() trains on (x, y) data with one input tensor; dict batches and "
+                        "data without targets need your own training loop")
+    return whole.args[0], whole.target
+
+
 def _split_data(data: Any, test_data: Any) -> tuple[torch.Tensor, torch.Tensor, Any]:
     if isinstance(data, str):
         data = load_data(data)
@@ -57,7 +71,7 @@ def _split_data(data: Any, test_data: Any) -> tuple[torch.Tensor, torch.Tensor, 
         if test_data is None and data.x_test is not None and data.y_test is not None:
             test_data = data.split("test")
         data = data.split("train")
-    x, y = Batches.of(data).tensors()
+    x, y = _tensors(data)
     return x, y, test_data
 
 
@@ -65,12 +79,18 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def _make_opt(name: str, params: list[torch.Tensor], lr: float, wd: float) -> torch.optim.Optimizer:
+OPTIMIZERS = ("adam", "adamw", "lbfgs")
+
+
+def _make_opt(name: str, params: list[torch.Tensor], lr: float, wd: float,
+              betas: tuple[float, float]) -> torch.optim.Optimizer:
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=betas)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=betas)
     if wd:
-        raise OptionError("weight_decay is only supported with optimizer='adam'; add an L2 term "
-                          "through regularizer= for L-BFGS")
+        raise OptionError("weight_decay is only supported with optimizer='adam' or 'adamw'; add "
+                          "an L2 term through regularizer= for L-BFGS")
     return torch.optim.LBFGS(params, lr=lr, max_iter=20, history_size=10,
                              line_search_fn="strong_wolfe", tolerance_grad=1e-32,
                              tolerance_change=1e-32)
@@ -87,24 +107,33 @@ def fit(
     seed: int = 0,
     loss: str | LossFn | None = None,
     weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
     snapshot_every: int | None = None,
     regularizer: Regularizer | None = None,
     grid_update_every: int | None = None,
     test_data: Any = None,
     progress: bool | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``data`` (any form :class:`~inspect_kit.data.Batches` accepts).
+    """Train ``model`` in place on ``data`` (any ``(x, y)`` form the model view accepts).
 
     Objective per step: ``loss(model(x), y) + regularizer(model, x)`` (the regulariser is
-    optional). ``optimizer="adam"`` uses mini-batches of ``batch_size`` (None = full batch);
-    ``"lbfgs"`` is always full batch. ``grid_update_every=n`` calls ``model.update_grid(X_train)``
-    before epochs ``0, n, 2n, ...`` in the first half of training (KANs, as pykan's
-    ``update_grid``), then restarts the optimiser, whose state refers to the old grid. A
+    optional). ``optimizer="adam"`` (L2 penalty ``weight_decay``, coupled to the gradient) and
+    ``"adamw"`` (decoupled weight decay, Loshchilov & Hutter 2019: what grokking needs, Nanda et al.
+    2023 train with AdamW, weight decay 1 and ``betas=(0.9, 0.98)``) use mini-batches of
+    ``batch_size`` (None = full batch); ``"lbfgs"`` is always full batch.
+    ``grid_update_every=n`` calls ``model.update_grid(X_train)`` before epochs ``0, n, 2n, ...``
+    in the first half of training (KANs, as pykan's ``update_grid``), then restarts the
+    optimiser, whose state refers to the old grid. A
     :class:`~inspect_kit.data.DataBundle` supplies its own test split unless ``test_data`` is given.
     """
     optimizer = optimizer.lower()
-    if optimizer not in ("adam", "lbfgs"):
-        raise OptionError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+    if optimizer not in OPTIMIZERS:
+        raise OptionError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if float(weight_decay) < 0:
+        raise OptionError(f"weight_decay must be >= 0, got {weight_decay}")
+    if len(tuple(betas)) != 2 or not all(0.0 <= float(b) < 1.0 for b in betas):
+        raise OptionError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    betas = (float(betas[0]), float(betas[1]))
     if int(epochs) < 0:
         raise OptionError(f"epochs must be >= 0, got {epochs}")
     if snapshot_every is not None and int(snapshot_every) < 1:
@@ -124,7 +153,7 @@ def fit(
         x_all = x_all.to(ref.device, ref.dtype if x_all.is_floating_point() else None)
         y_all = y_all.to(ref.device)
         if test_data is not None:
-            xt, yt = Batches.of(test_data).tensors()
+            xt, yt = _tensors(test_data)
             test_data = (xt.to(ref.device, ref.dtype if xt.is_floating_point() else None),
                          yt.to(ref.device))
     loss_fn = resolve_loss(loss, y_all)
@@ -164,7 +193,7 @@ def fit(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         gen = torch.Generator().manual_seed(int(seed))
-        opt = _make_opt(optimizer, params, lr, weight_decay)
+        opt = _make_opt(optimizer, params, lr, weight_decay, betas)
         if snapshot_every is not None:
             snapshots.append(_state(model))
             snap_epochs.append(0)
@@ -173,7 +202,7 @@ def fit(
                 if (grid_update_every is not None and epoch % int(grid_update_every) == 0
                         and epoch < epochs // 2):
                     model.update_grid(x_all)
-                    opt = _make_opt(optimizer, params, lr, weight_decay)
+                    opt = _make_opt(optimizer, params, lr, weight_decay, betas)
                 if optimizer == "lbfgs":
                     def closure(opt: torch.optim.Optimizer = opt) -> torch.Tensor:
                         opt.zero_grad()
@@ -214,6 +243,11 @@ DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("mlp", "regression"): dict(epochs=50, optimizer="adam", lr=3e-3, batch_size=64),
     ("mlp", "classification"): dict(epochs=20, optimizer="adam", lr=1e-3, batch_size=64),
     ("vit", "classification"): dict(epochs=30, optimizer="adam", lr=3e-3, batch_size=64),
+    # full-batch AdamW with weight decay 1 and betas (0.9, 0.98), Nanda et al. 2023's recipe with
+    # a larger step for CPU: the default MLP on modadd:59 (30% of the pairs) memorises by epoch
+    # ~30 and generalises (test accuracy 0.99) near epoch 1350
+    ("modadd", "classification"): dict(epochs=2000, optimizer="adamw", lr=2e-2, weight_decay=1.0,
+                                       betas=(0.9, 0.98), batch_size=None),
 }
 
 
@@ -222,8 +256,10 @@ def _as_bundle(data: Any) -> DataBundle:
         return load_data(data)
     if isinstance(data, DataBundle):
         return data
-    x, y = Batches.of(data).tensors()
-    return DataBundle("data", x, y)
+    from ..view.batches import concat, to_batches
+
+    whole = concat(to_batches(data))
+    return DataBundle("data", whole.x, whole.target)
 
 
 def zoo_kwargs(name: str, bundle: DataBundle, model_kwargs: dict[str, Any] | None,
@@ -256,8 +292,19 @@ def zoo_kwargs(name: str, bundle: DataBundle, model_kwargs: dict[str, Any] | Non
         if kw["num_classes"] != n_out or kw["image_size"] != h or kw["in_chans"] != c:
             raise ModelSpecError(f"vit kwargs {kw} do not fit the data (images {bundle.image_shape},"
                                  f" {n_out} classes)")
+    elif name == "modadd":
+        x = bundle.x_train
+        if x.is_floating_point() or x.dim() != 2 or x.shape[1] != 2 \
+                or bundle.task != "classification":
+            raise ModelSpecError(f"zoo:modadd needs integer pairs (a, b) with class labels (like "
+                                 f"'modadd:59'); {bundle.name!r} has inputs of shape "
+                                 f"{tuple(x.shape[1:])} and dtype {x.dtype}")
+        p = kw.setdefault("p", n_out)
+        if p != n_out or int(x.max()) >= p:
+            raise ModelSpecError(f"modadd p={p} does not fit the data ({n_out} classes, tokens up "
+                                 f"to {int(x.max())}); use p={n_out}")
     else:
-        raise ModelSpecError(f"unknown zoo model {name!r}; known: kan, mlp, vit")
+        raise ModelSpecError(f"unknown zoo model {name!r}; known: kan, mlp, modadd, vit")
     return kw
 
 

@@ -19,6 +19,9 @@ SECTIONS: list[tuple[str, str]] = [
     ("mlp_digits", "Two MLPs on digits: curvature, spectra, connectivity, landscapes"),
     ("kan_vs_mlp", "A KAN classifier beside the MLP"),
     ("vit_karat", "Tiny ViT: softmax vs Fourier-KArAt attention"),
+    ("modadd", "Grokking modular addition: Fourier features"),
+    ("ntk", "Empirical neural tangent kernel of the digits MLP"),
+    ("intrinsic_dimension", "Intrinsic dimension of the digits MLP"),
 ]
 
 

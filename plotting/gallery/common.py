@@ -90,7 +90,7 @@ def esd_figure(g: Gallery, model: Any, stem: str, label: str) -> Any:
     g.add(plot_summary(res), f"{stem}_esd.png", f"{label}: heavy-tailed ESD metrics",
           "Power-law alpha (with bootstrap interval) of every weight matrix's eigenvalue "
           "spectrum, and one layer's ESD on log-log axes with the fitted tail; no data needed.",
-          esd_numbers(res))
+          esd_numbers(res), result=res)
     return res
 
 

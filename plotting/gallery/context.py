@@ -23,6 +23,7 @@ class Entry:
     title: str
     caption: str
     numbers: dict[str, str]
+    result: Any = None
 
 
 class Gallery:
@@ -106,8 +107,9 @@ class Gallery:
 
     # ---- figures --------------------------------------------------------------------------
     def add(self, fig: Any, file: str, title: str, caption: str,
-            numbers: dict[str, Any] | None = None) -> None:
-        """Save ``fig`` as ``<out>/<file>`` and register it for the README."""
+            numbers: dict[str, Any] | None = None, result: Any = None) -> None:
+        """Save ``fig`` as ``<out>/<file>`` and register it for the README and the HTML page
+        (``result``: the Result the figure shows; the page adds its charts and provenance)."""
         import matplotlib.pyplot as plt
 
         try:
@@ -115,7 +117,7 @@ class Gallery:
         finally:
             plt.close(fig)
         self.entries.append(Entry(self.section, file, title, caption,
-                                  {k: _fmt(v) for k, v in (numbers or {}).items()}))
+                                  {k: _fmt(v) for k, v in (numbers or {}).items()}, result))
 
     def note(self, text: str) -> None:
         """A sentence under the current section heading."""
@@ -148,7 +150,10 @@ class Gallery:
         readme = self.out / "README.md"
         with atomic_write(readme) as fh:
             fh.write("\n".join(lines).rstrip() + "\n")
-        self.say(f"wrote {readme} ({len(self.entries)} figures) in {total:.0f}s")
+        from .page import write_page
+
+        page = write_page(self, sections, total)
+        self.say(f"wrote {readme} and {page.name} ({len(self.entries)} figures) in {total:.0f}s")
         return readme
 
 

@@ -64,7 +64,7 @@ def render(g: Gallery) -> None:
               "(red), R² in the title; all edges x primitives fitted in one batched pass. When "
               "the route is 'structure', the formula above came from querying the network for "
               "separable blocks instead of from these edge fits.",
-              {"active edges": len(fits)})
+              {"active edges": len(fits)}, result=res)
         found.append((data.truth, res.formula, res.exact))
     g.note("Ground truth vs recovered formula: "
            + "; ".join(f"`{t}` -> `{f}` ({'exact' if e else 'not exact'})" for t, f, e in found)

@@ -28,10 +28,10 @@ def render(g: Gallery) -> None:
     g.add(plot_hessian(h), "mlp_hessian.png", "MLP: Hessian eigenvalues, density and blocks",
           "Full-batch Hessian of the training loss (eval mode): extreme eigenvalues by Lanczos, "
           "SLQ density on a symlog axis, and per-layer blocks beside the full spectrum.",
-          common.hessian_numbers(h))
+          common.hessian_numbers(h), result=h)
     g.add(plot_density(h, scale="symlog"), "mlp_hessian_density.png", "MLP: Hessian spectral density",
           "Stochastic Lanczos quadrature density (seeded probes); most mass sits near zero and a "
-          "few outliers carry the curvature.", {"hvp products": h.hvp_count})
+          "few outliers carry the curvature.", {"hvp products": h.hvp_count}, result=h)
     common.esd_figure(g, a, "mlp", "MLP")
 
     with g.step("MLP pair · LMC"):
@@ -39,7 +39,7 @@ def render(g: Gallery) -> None:
                 split="both", progress=False)
     g.add(plot_lmc(r), "mlp_lmc.png", "MLP pair: linear mode connectivity",
           "Loss and error along (1-t) A + t B before and after Git Re-Basin weight matching, and "
-          "the layer-wise barriers of the matched pair.", common.lmc_numbers(r))
+          "the layer-wise barriers of the matched pair.", common.lmc_numbers(r), result=r)
 
     steps = 9 if g.quick else 25
     with g.step("MLP · 1D landscape"):
@@ -47,16 +47,18 @@ def render(g: Gallery) -> None:
     g.add(plot_line(line), "mlp_landscape_1d.png", "MLP: 1D loss landscape",
           "Loss and accuracy along one filter-normalised Gaussian direction (Li et al. 2018); "
           "the centre is the trained model, evaluated exactly.",
-          {"centre loss": line.center_loss})
+          {"centre loss": line.center_loss}, result=line)
     with g.step("MLP · 2D landscape"):
         plane = landscape(a, data, dims=2, steps=steps, seed=0, progress=False)
     g.add(plot_landscape(plane), "mlp_landscape_2d3d.png", "MLP: 2D and 3D loss landscape",
           "Filter-normalised random plane (biases and norms ignored, as in the paper): contour "
-          "and surface of the training loss.", {"centre loss": plane.center_loss})
+          "and surface of the training loss.", {"centre loss": plane.center_loss},
+          result=plane)
     with g.step("MLP · PCA landscape + optimizer path"):
         pca = landscape(a, data, dims=2, steps=steps, directions="pca",
                         trajectory=ck_a.trajectory, progress=False)
     g.add(common.contour(plot_contour, pca), "mlp_landscape_pca_path.png",
           "MLP: optimizer path on the PCA plane",
           "The training trajectory (one snapshot per epoch) projected on its top-2 principal "
-          "directions, drawn over the loss contour of that plane.", common.pca_numbers(pca))
+          "directions, drawn over the loss contour of that plane.", common.pca_numbers(pca),
+          result=pca)

@@ -1,0 +1,152 @@
+"""HuggingFace BERT, GPT-2 and ViT built from tiny configs, eager and sdpa attention, through the
+view-based analyses (hessian, landscape, lmc) and ESD, each against an independent truth: the
+model's own loss from ``labels=``, a power iteration on ``torch.autograd.functional.hvp`` of that
+loss, and WeightWatcher."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from inspect_kit.testing import assert_untouched
+
+transformers = pytest.importorskip("transformers")
+warnings.filterwarnings("ignore", message=".*(bos|eos)_token_id.*")
+
+IDS = torch.randint(0, 50, (6, 8), generator=torch.Generator().manual_seed(0))
+MASK = torch.ones(6, 8, dtype=torch.long)
+MASK[:3, 6:] = 0
+
+
+def _bert(attn: str, seed: int = 0):
+    cfg = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                                  num_attention_heads=2, intermediate_size=32,
+                                  max_position_embeddings=16, num_labels=3)
+    cfg._attn_implementation = attn
+    torch.manual_seed(seed)
+    model = transformers.BertForSequenceClassification(cfg).eval()
+    return model, {"input_ids": IDS, "attention_mask": MASK,
+                   "labels": torch.tensor([0, 1, 2, 0, 1, 2])}
+
+
+def _gpt2(attn: str, seed: int = 0):
+    cfg = transformers.GPT2Config(vocab_size=50, n_embd=16, n_layer=2, n_head=2, n_positions=16,
+                                  bos_token_id=0, eos_token_id=0)
+    cfg._attn_implementation = attn
+    torch.manual_seed(seed)
+    return transformers.GPT2LMHeadModel(cfg).eval(), {"input_ids": IDS, "labels": IDS}
+
+
+def _vit(attn: str, seed: int = 0):
+    cfg = transformers.ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=16,
+                                 num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=32, num_labels=10)
+    cfg._attn_implementation = attn
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(1)
+    return (transformers.ViTForImageClassification(cfg).eval(),
+            {"pixel_values": torch.randn(6, 1, 8, 8, generator=g),
+             "labels": torch.randint(0, 10, (6,), generator=g)})
+
+
+MODELS = {"bert": _bert, "gpt2": _gpt2, "vit": _vit}
+CASES = [(m, a) for m in MODELS for a in ("eager", "sdpa")]
+
+
+def _own_loss(model, batch) -> float:
+    with torch.no_grad():
+        return float(model(**batch).loss)
+
+
+def _power_iteration(model, batch, iters: int = 300) -> float:
+    """Top Hessian eigenvalue of the model's own loss by power iteration on autograd HVPs
+    (a path that shares nothing with the kit: no view, no Lanczos)."""
+    names = [n for n, p in model.named_parameters()]
+    params = [p.detach().double() for p in model.parameters()]
+    twin = model.double()
+
+    def loss(*ps):
+        return functional_call(twin, dict(zip(names, ps)), (), batch).loss
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    v = [torch.randn_like(p) for p in params]
+    lam = 0.0
+    with sdpa_kernel([SDPBackend.MATH]):
+        for _ in range(iters):
+            norm = torch.sqrt(sum((x * x).sum() for x in v))
+            v = [x / norm for x in v]
+            _, hv = torch.autograd.functional.hvp(loss, tuple(params), tuple(v))
+            new = float(sum((a * b).sum() for a, b in zip(v, hv)))
+            if abs(new - lam) < 1e-12 * abs(new):
+                break
+            lam, v = new, list(hv)
+    model.float()
+    return new
+
+
+@pytest.mark.parametrize("name,attn", CASES)
+def test_landscape_centre_and_lmc_ends_equal_the_models_own_loss(name, attn):
+    from analyses.landscape.api import landscape
+    from analyses.lmc.api import lmc
+
+    a, batch = MODELS[name](attn, 0)
+    b, _ = MODELS[name](attn, 1)
+    with assert_untouched(a), assert_untouched(b):
+        land = landscape(a, batch, dims=1, steps=3, progress=False)
+        path = lmc(a, b, batch, steps=3, refine=False, progress=False)
+    assert land.center_loss == pytest.approx(_own_loss(a, batch), rel=1e-5)
+    assert path.loss["data"][0] == pytest.approx(_own_loss(a, batch), rel=1e-5)
+    assert path.loss["data"][-1] == pytest.approx(_own_loss(b, batch), rel=1e-5)
+
+
+@pytest.mark.parametrize("name,attn", CASES)
+def test_hessian_top_eigenvalue_equals_a_power_iteration(name, attn):
+    from analyses.hessian.api import hessian
+
+    model, batch = MODELS[name](attn, 0)
+    with assert_untouched(model):
+        res = hessian(model, batch, top_k=1, which="magnitude", trace=False, dtype="float64",
+                      tol=1e-9, progress=False)
+    truth = _power_iteration(model, batch)
+    assert abs(res.eigenvalues[0]) == pytest.approx(abs(truth), rel=1e-3)
+
+
+def test_eager_and_sdpa_give_the_same_hessian():
+    from analyses.hessian.api import hessian
+
+    vals = []
+    for attn in ("eager", "sdpa"):
+        model, batch = _bert(attn, 3)
+        vals.append(hessian(model, batch, top_k=2, trace=False, dtype="float64",
+                            progress=False).eigenvalues)
+    torch.testing.assert_close(torch.as_tensor(vals[0]), torch.as_tensor(vals[1]), rtol=1e-8,
+                               atol=1e-10)
+
+
+def test_model_loss_option_uses_the_models_own_loss():
+    from inspect_kit.view import ModelView
+
+    model, batch = _gpt2("eager", 2)
+    own = _own_loss(model, batch)
+    assert ModelView(model, batch, loss="model").loss() == pytest.approx(own, rel=1e-6)
+    assert ModelView(model, batch).loss() == pytest.approx(own, rel=1e-6)  # causal shift
+
+
+def test_esd_on_bert_equals_weightwatcher():
+    from analyses.esd.api import esd
+
+    cfg = transformers.BertConfig(vocab_size=120, hidden_size=64, num_hidden_layers=2,
+                                  num_attention_heads=2, intermediate_size=128,
+                                  max_position_embeddings=64)
+    torch.manual_seed(0)
+    bert = transformers.BertModel(cfg).eval()
+    with assert_untouched(bert):
+        res = esd(bert, method="compat", backend="weightwatcher", mp_fit=False, detx=False,
+                  progress=False)
+    cmp = res.comparison
+    assert len(cmp) >= 12
+    assert max(c["delta_alpha"] for c in cmp) <= 1e-8 and all(c["same_xmin"] for c in cmp)
