@@ -114,11 +114,26 @@ def edge_route(adapter: Any, edge_map: dict[tuple[int, int, int], Callable], ctx
     final, info = [], []
     for k, o in enumerate(outs):
         notes: list[str] = []
-        e = bounded_refit(o, ctx, k, notes)
-        e, did = polish(e, ctx, k, notes)
+        r = bounded_refit(o, ctx, k, notes)
+        e, did = polish(r, ctx, k, notes)
+        e = finite_or_earlier([("polished", e), ("refitted", r), ("composed", o)], ctx, notes)
         final.append(e)
         info.append({"raw": str(o), "snapped": did, "notes": notes})
     return final, info
+
+
+def finite_or_earlier(stages: list[tuple[str, Any]], ctx: Context, notes: list[str]) -> Any:
+    """The first stage whose formula is finite on every fitting input (a refit or a snap fitted
+    on a subsample can leave a domain on the rest), else the last; the fallback is noted."""
+    for n, (name, e) in enumerate(stages):
+        ok = deadline.call(lambda e=e: bool(torch.isfinite(fm.evaluate(e, ctx.syms, ctx.X)).all()),
+                           seconds=ctx.seconds, fallback=False)
+        if ok:
+            if n:
+                notes.append(f"the {stages[0][0]} formula is not finite on the data; using the "
+                             f"{name} one")
+            return e
+    return stages[-1][1]
 
 
 def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive], seed: int,
@@ -153,9 +168,10 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
         return None, {"info": info, "formula": None}
     expr = deadline.call(lambda: fm.fold_scale(fm.fold_pow(fm.fold_exp(expr))),
                          seconds=ctx.seconds, fallback=expr)  # one constant per scale
-    expr = bounded_refit(expr, ctx, k, notes)
-    expr, _ = polish(expr, ctx, k, notes)
-    return expr, {"info": info, "formula": str(expr), "notes": notes}
+    r = bounded_refit(expr, ctx, k, notes)
+    e, _ = polish(r, ctx, k, notes)
+    e = finite_or_earlier([("polished", e), ("refitted", r), ("constructed", expr)], ctx, notes)
+    return e, {"info": info, "formula": str(e), "notes": notes}
 
 
 def prefer(new: dict[str, Any], old: dict[str, Any]) -> bool:
