@@ -94,7 +94,7 @@ def fold_pow(expr: Any) -> Any:
         if not terms:
             return e
         k = terms[0].as_coeff_Mul()[0]
-        if not (k.is_Float and k > 0) or k == 1:
+        if not (k.is_Float and k > 0) or float(k) == 1.0:
             return e
         return sympy.Float(float(k) ** float(p)) * sympy.Pow(scale_terms(base, 1 / k), p)
 
@@ -114,14 +114,15 @@ def fold_scale(expr: Any) -> Any:
             if isinstance(f, sympy.Add):
                 terms = [t for t in f.as_ordered_terms() if not t.is_Number]
                 k = terms[0].as_coeff_Mul()[0] if terms else None
-                if k is not None and k.is_Float and k != 0:
+                if k is not None and k.is_Float and float(k) != 0.0:
                     coeff *= k
                     f = scale_terms(f, 1 / k)
             rest.append(f)
         return sympy.Mul(coeff, *rest) if coeff != 1 else e
 
     out = expr.replace(lambda e: isinstance(e, sympy.Mul), rule)
-    return out.xreplace({f: sympy.Integer(1) for f in out.atoms(sympy.Float) if f == 1})
+    return out.xreplace({f: sympy.Integer(1) for f in out.atoms(sympy.Float)
+                        if float(f) == 1.0})
 
 
 def fold_exp(expr: Any) -> Any:
