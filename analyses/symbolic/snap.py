@@ -4,7 +4,9 @@
 simplest nearby ``p/q * K`` with
 ``K in {1, pi, sqrt2, e, sqrt(pi), 1/sqrt(pi), sqrt(2/pi), 1/pi, pi^2, 1/pi^2}``, ``q <= 20``,
 ``|p| <= 20`` (and 0 for constants below 0.1), in order of description length
-(:func:`ranked_candidates`); keep the first snap for which the
+(:func:`ranked_candidates`). An offset ``c`` of a sum ``c + u`` with ``|c| < 0.1 rms(u)`` on
+the data (:func:`_small_offset`) is taken first and tried as 0 first: the simplest value, and
+the constant a fit to an imperfect network misplaces most. Keep the first snap for which the
 formula-vs-data MSE after refitting the other constants to the data stays below
 ``MSE_data(before) + 0.2 * min(MSE(before vs network), MSE(network vs data)) + 1e-14 var(y)``
 ("does not hurt the fit": a snap may move the formula towards the data freely, away from it
@@ -73,6 +75,25 @@ def ranked_candidates(v: float, *, max_q: int = 20, max_p: int = 20, rel: float 
     return out
 
 
+def _small_offset(expr: Any, f: Any, syms: Sequence[Any], X: torch.Tensor,
+                  rel: float = 0.1) -> bool:
+    """Whether ``f`` is a term of a sum ``f + u`` in ``expr`` with ``|f| < rel * rms(u)`` on
+    ``X``: an offset that small is the first thing a fit gets wrong, and 0 its simplest value."""
+    import sympy
+
+    for a in expr.atoms(sympy.Add):
+        if f in a.args:
+            rest = a - f
+            if rest.is_number:
+                continue
+            with np.errstate(all="ignore"):
+                v = evaluate(rest, syms, X)
+            rms = float((v**2).mean().sqrt())
+            if math.isfinite(rms) and abs(float(f)) < rel * rms:
+                return True
+    return False
+
+
 def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
          y_net: torch.Tensor, *, max_tries: int = 3, steps: int = 60) -> Any:
     """Greedy constant snapping with refits (criterion in the module docstring)."""
@@ -95,11 +116,15 @@ def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
             break
         # the constant closest to the simplest value first (1 before -11/(4 sqrt(pi))): a wrong
         # early snap would pull the others away from their true values
-        f = min(todo, key=lambda g: (ranked_candidates(float(g))[:1] or [((99.0, 1.0),)])[0][0])
+        small = {g for g in todo if _small_offset(cur, g, syms, X)}
+        f = min(todo, key=lambda g: (0.0, 0.0) if g in small else
+                (ranked_candidates(float(g))[:1] or [((99.0, 1.0),)])[0][0])
         done.add(float(f))
         limit = cur_mse + 0.2 * min(mse(cur, yn), floor) + tiny
         tries = candidates(float(f))[:max_tries]
-        if 1e-2 <= abs(float(f)) < 0.1:  # a small offset may be a fitted zero
+        if f in small:  # an offset small beside its sum is first tried as a fitted zero
+            tries = [0, *(t for t in tries if t != 0)]
+        elif 1e-2 <= abs(float(f)) < 0.1:  # a small offset may be a fitted zero
             tries.append(0)
         for cand in tries:  # simplest first; the first the fit allows is kept
             trial = cur.xreplace({f: cand})
