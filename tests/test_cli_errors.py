@@ -233,6 +233,13 @@ CASES = [
     ("outliers-negative-extra", "outliers {d}/mlp.pt --data {d}/ok.pt --extra -3 " + OUT,
      "extra must be an integer >= 0"),
     ("outliers-regression-data", "outliers {d}/kan.pt --data {d}/regnan.pt " + OUT, "NaN"),
+    # report
+    ("report-missing-checkpoint", "report {d}/none.pt --data {d}/ok.pt --out {o}/r.html",
+     "does not exist"),
+    ("report-unknown-analysis", "report {d}/mlp.pt --data {d}/ok.pt --with bogus --out {o}/r.html",
+     "bogus"),
+    ("report-nan-data", "report {d}/mlp.pt --data {d}/nan.pt --quick --out {o}/r.html",
+     "NaN or inf"),
     # gallery
     ("gallery-unknown-section", "gallery --section nope --out {o}/g", "unknown --section nope"),
     ("gallery-out-is-a-file", "gallery --out {d}/afile", "is a file"),

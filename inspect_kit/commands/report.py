@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     model = model_from_args(args, args.checkpoint)
     second = model_from_args(args, args.second) if args.second else None
     data = data_from_args(args) if args.data else None
+    if data is not None:  # bad data fails every section; refuse it once, up front
+        from ..view.batches import check_finite, to_batches
+        check_finite(to_batches(data, split=args.split), f"data of split {args.split!r}")
     report = build_report(
         model, data, second=second, info=CheckpointInfo.of(ckpt, model),
         include=args.include, exclude=args.exclude, quick=args.quick,
