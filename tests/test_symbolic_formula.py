@@ -223,3 +223,19 @@ def test_export_guards_functions_rewritten_for_torch():
     np.testing.assert_allclose(f(np.array([[0.5], [1.0]])), 1 / np.tan([0.5, 1.0]), rtol=1e-12)
     with pytest.raises(NonFiniteError, match="division by zero"):
         f(np.array([[0.5], [0.0]]))
+
+
+def test_refit_recovers_from_a_stalled_line_search_near_a_log_singularity():
+    """exp(a (x2 - b) log(x1 - c)) fitted to x1^x2 with x1 down to 0.002: the gradient in c
+    (1/(x1 - c) ~ 500) dwarfs the others and a first L-BFGS step leaves the log's domain; the
+    trust-region fallback must still reach a = 1, b = c = 0."""
+    x1, x2 = fm.input_symbols(2)
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(512, 2, generator=g, dtype=torch.float64)
+    X[:, 0] = 0.002 + 0.998 * X[:, 0]
+    y = X[:, 0] ** X[:, 1]
+    F = sympy.Float
+    start = sympy.exp(F(0.98938) * (x2 - F(0.00113)) * sympy.log(x1 - F(0.000418)))
+    out = fm.refit(start, [x1, x2], X, y, steps=60)
+    vals = sorted(abs(float(f)) for f in out.atoms(sympy.Float))
+    assert vals[-1] == pytest.approx(1.0, abs=1e-6) and max(vals[:-1]) < 1e-6, out

@@ -239,9 +239,43 @@ def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor,
         return expr
     theta = opt.x
     after = loss_grad(theta)[0]
+    if (opt.nit <= 2 or not opt.success) and len(th0) <= 12:
+        # stalled: a first step left the domain (log, sqrt); a trust region (few constants:
+        # its Jacobian costs one backward pass per constant) takes smaller steps
+        alt = _trust_region(fn, cols, y, th0, steps)
+        if alt is not None and (a := loss_grad(alt)[0]) < after:
+            theta, after = alt, a
     if not (math.isfinite(after) and after < before) or not np.isfinite(theta).all():
         return expr
     return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(ps, theta)})
+
+
+def _trust_region(fn: Callable, cols: list[torch.Tensor], y: torch.Tensor, th0: np.ndarray,
+                  steps: int) -> np.ndarray | None:
+    """Least-squares refit by a trust region scaled by the Jacobian (scipy ``trf``): a trial
+    step that leaves the formula's domain only shrinks the region, where L-BFGS's line search
+    stops after one step when a constant inside ``log(x + c)`` has a gradient orders of
+    magnitude above the others. None when it fails."""
+    from scipy.optimize import least_squares
+
+    def res(th: np.ndarray) -> np.ndarray:
+        with torch.no_grad(), np.errstate(all="ignore"):
+            r = (fn(*cols, *torch.as_tensor(th, dtype=torch.float64).unbind()) - y).numpy()
+        return r if np.isfinite(r).all() else np.full_like(r, np.inf)
+
+    def jac(th: np.ndarray) -> np.ndarray:
+        t = torch.as_tensor(th, dtype=torch.float64)
+        J = torch.autograd.functional.jacobian(lambda u: fn(*cols, *u.unbind()), t)
+        return torch.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0).numpy()
+
+    if not np.isfinite(res(th0)).all():
+        return None
+    try:
+        out = least_squares(res, th0, jac=jac, method="trf", x_scale="jac",
+                            max_nfev=steps, ftol=1e-15, xtol=1e-15, gtol=1e-15)
+    except (RuntimeError, ValueError, FloatingPointError):
+        return None
+    return out.x if np.isfinite(out.x).all() else None
 
 
 def simplify_with_timeout(expr: Any, seconds: float = 10.0) -> tuple[Any, bool]:
