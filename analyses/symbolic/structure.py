@@ -32,6 +32,11 @@ formula the one closer to the network on the block wins (twice as close, or, whe
 not clear, as close with fewer operations). Only when neither exists is the block, and with
 it the route, given up.
 
+When the whole set has no clear split, the network's **output transforms** ``log|f|`` and
+``1/f`` (AI Feynman's; only where ``f`` keeps one sign) are searched for one: ``x1^x2`` has
+none, but ``log f = x2 log x1`` is a product, so ``f = exp(x2 log x1)``; the transformed
+candidate replaces the other only by the same closeness rule.
+
 The result is a *candidate*: :func:`analyses.symbolic.api.symbolic` compares it with the
 formula composed edge by edge and keeps the simpler one unless it fits worse (rule in
 :mod:`.routes`).
@@ -155,14 +160,16 @@ def _better(new: Any, old: Any, fn: Net, X: torch.Tensor, ref: torch.Tensor,
 def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], syms: Sequence[Any],
                       *, tol: float = 1e-2, n_points: int = 201, seed: int = 0,
                       noise_mse: float = 0.0, tol_general: float | None = 0.03,
-                      ) -> tuple[Any | None, dict[str, Any]]:
+                      transforms: bool = True) -> tuple[Any | None, dict[str, Any]]:
     """A formula of ``fn`` (scalar output) built from separable blocks, or None.
 
     None when some block of two or more variables has no split below ``tol`` and is not
     generalised-additive within ``tol_general`` (None: not tried); then the network's structure
     is not separable and the edge-by-edge formula is the one to use. ``info`` records the splits,
     residuals and each univariate fit. ``noise_mse``: the network's own MSE on the data (see
-    :func:`analyses.symbolic.univariate.fit_univariate`).
+    :func:`analyses.symbolic.univariate.fit_univariate`). ``transforms``: when the whole set
+    has no clear split, also try :data:`OUTPUT_TRANSFORMS` of ``fn`` (module docstring); of
+    the candidates the one closer to the network wins (as between split and generalised).
     """
     import sympy
 
@@ -214,8 +221,63 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
         entry["split"] = "general"
         return gen_expr
 
-    expr = build(tuple(range(X.shape[1])))
+    V = tuple(range(X.shape[1]))
+    expr = build(V)
+    top = info["splits"][0] if info["splits"] else None
+    clear = (top is not None and top.get("split") in ("add", "mul")
+             and top.get("residual", math.inf) <= tol / 3)
+    if transforms and len(V) >= 2 and not clear:
+        for name in OUTPUT_TRANSFORMS:
+            cand, tinfo = _transformed_formula(fn, X, ref, name, library, syms, tol=tol,
+                                               n_points=n_points, seed=seed,
+                                               noise_mse=noise_mse, tol_general=tol_general)
+            info.setdefault("output_transforms", []).append({"transform": name, **tinfo})
+            if cand is not None and (expr is None or _better(cand, expr, fn, X, ref, V, syms)):
+                expr = cand
+                info["output_transform"] = name
     return expr, info
 
 
-__all__ = ["Split", "best_split", "fit_univariate", "residuals", "separable_formula"]
+#: Output transforms ``T`` tried when the network itself has no clear top-level split: a clear
+#: split of ``T(f)`` gives ``f = T^{-1}(formula of T(f))`` (``exp(x2 log x1)`` = ``x1^x2``).
+OUTPUT_TRANSFORMS = ("log", "inv")
+
+
+def _transformed_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, name: str,
+                         library: Sequence[Primitive], syms: Sequence[Any], *, tol: float,
+                         n_points: int, seed: int, noise_mse: float,
+                         tol_general: float | None) -> tuple[Any | None, dict[str, Any]]:
+    """``T^{-1}(g)`` for ``g`` the separable formula of ``T(fn)`` (``T``: ``log|f|`` or
+    ``1/f``), or None: ``T`` applies only when ``fn`` keeps one sign on the data with
+    ``min |f| > 1e-3 max |f|``, and ``T(fn)`` must have a clear split (residual below
+    ``tol / 3``). ``noise_mse`` is carried through ``T'`` (mean of ``T'(f)^2``)."""
+    import sympy
+
+    rows = torch.linspace(0, len(X) - 1, min(400, len(X))).round().long().unique()
+    with torch.no_grad():
+        F = fn(X[rows]).double().reshape(-1)
+    amin, amax = float(F.abs().min()), float(F.abs().max())
+    sign = 1.0 if float(F[0]) > 0 else -1.0
+    if not (bool((F > 0).all() or (F < 0).all()) and amin > 1e-3 * amax):
+        return None, {"applies": False}
+
+    def fnT(Z: torch.Tensor) -> torch.Tensor:
+        v = fn(Z).double()
+        return torch.log(v.abs()) if name == "log" else 1.0 / v
+
+    dT2 = (1.0 / F.abs()) ** 2 if name == "log" else (1.0 / F**2) ** 2
+    sp = best_split(fnT, X, ref, tuple(range(X.shape[1])), tol=tol, seed=seed)
+    info: dict[str, Any] = {"applies": True, "split": None if sp is None else sp.kind,
+                            "residual": None if sp is None else sp.residual}
+    if sp is None or sp.residual > tol / 3:
+        return None, info
+    g, ginfo = separable_formula(fnT, X, library, syms, tol=tol, n_points=n_points, seed=seed,
+                                 noise_mse=noise_mse * float(dT2.mean()),
+                                 tol_general=tol_general, transforms=False)
+    info["inner"] = ginfo
+    if g is None:
+        return None, info
+    return (sign * sympy.exp(g) if name == "log" else 1 / g), info
+
+
+__all__ = ["OUTPUT_TRANSFORMS", "Split", "best_split", "fit_univariate", "residuals", "separable_formula"]
