@@ -44,11 +44,14 @@ class Formula:
         return len(self.ranges)
 
     def sympy(self) -> Any:
+        """The formula as sympy, parsed by :func:`inspect_kit.formula_parser.parse_formula`
+        (a restricted parser: the text is never evaluated as Python)."""
         import sympy
 
-        syms = sympy.symbols(" ".join(f"x{i + 1}" for i in range(self.n_vars)))
-        syms = syms if isinstance(syms, tuple) else (syms,)
-        return sympy.sympify(self.expr, locals={s.name: s for s in syms})
+        from .formula_parser import parse_formula
+
+        syms = [sympy.Symbol(f"x{i + 1}") for i in range(self.n_vars)]
+        return parse_formula(self.expr, {s.name: s for s in syms}, what="data formula")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         import sympy

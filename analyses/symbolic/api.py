@@ -11,20 +11,21 @@ selection and composition as in :mod:`.fit`, :mod:`.select`, :mod:`.formula`.
 
 from __future__ import annotations
 
-import math
 import time
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
 
-from inspect_kit.errors import OptionError
+from inspect_kit.errors import NonFiniteError, OptionError, SizeLimitError
 from inspect_kit.progress import bar
 from inspect_kit.provenance import entry_point
 
-from . import export
+from . import deadline, export
 from . import formula as fm
+from . import routes as rt
 from .fit import fit_edges
 from .library import Primitive, resolve, to_spec
 from .result import SymbolicResult
@@ -55,24 +56,31 @@ def symbolic(
     snap_min_r2: float = 0.999,
     refit_steps: int = 60,
     simplify_seconds: float = 5.0,
+    sympy_seconds: float = 20.0,
     rule: str = "tolerance",
     structure: bool = True,
 ) -> SymbolicResult:
     """The symbolic formula of a KAN ``model`` on ``data`` (training split by default).
 
-    Two routes per output: the formula composed edge by edge, and (``structure=True``) one built
-    from separable blocks found by querying the network (:mod:`.structure`, AI Feynman's
-    additive/multiplicative tests). Both are refitted, snapped and simplified; the structure
-    formula replaces the edge one when :func:`_prefer` says so (``details["routes"]``).
+    Two routes per output (:mod:`.routes`): the formula composed edge by edge, and
+    (``structure=True``) one built from separable blocks and generalised additivity found by
+    querying the network. Both are refitted, snapped and simplified; the structure formula
+    replaces the edge one when :func:`.routes.prefer` says so (``details["routes"]``). No
+    returned formula is non-finite on the data: a non-finite candidate falls back to the other
+    route with a warning, and when none is finite :class:`NonFiniteError` is raised.
 
     Args:
         library: primitive names / sympy strings / :class:`Primitive` (default: the full library).
         prune: attribution threshold; edges scoring below it become constants (never others).
         truth: ground-truth expression in ``x1..xn`` for the exact-recovery check.
         split, samples: the data split and a seeded random draw of that many samples (None: all).
+            Held-out R^2 uses the test split (when ``split="train"`` and there is one), else the
+            samples of the split not drawn.
         seed: the sample draw's seed (and the exact-check points').
         snap: snap constants to simple values when it does not hurt the fit (only for outputs
             whose refitted formula already has R^2 >= ``snap_min_r2`` against the data).
+        sympy_seconds: time limit of every symbolic step (composition, refits, snapping,
+            evaluation, the exact check); ``simplify_seconds`` that of each ``sympy.simplify``.
     """
     from inspect_kit.kan import adapter_for
     from inspect_kit.kan.attribution import attribute
@@ -80,12 +88,18 @@ def symbolic(
 
     if not prune >= 0:
         raise OptionError(f"prune must be a non-negative attribution threshold, got {prune}")
+    if not (sympy_seconds > 0 and simplify_seconds > 0):
+        raise OptionError("sympy_seconds and simplify_seconds must be positive time limits, got "
+                          f"{sympy_seconds} and {simplify_seconds}")
     if rule not in RULES:
         raise OptionError(f"rule must be one of {RULES}, got {rule!r}")
     lib = resolve(library)
     prims = {p.name: p for p in lib}
     adapter = adapter_for(model)
+    if truth is not None:  # refuse a bad truth before any work (restricted parser, no eval)
+        fm.parse_truth(truth, fm.input_symbols(adapter.widths[0]))
     X, Y = data_tensors(data, split=split, samples=samples, seed=seed)
+    held = _held_out(data, split, samples, seed, len(X))
     timings: dict[str, float] = {}
     with bar(5, "symbolic", progress) as pbar:
         t = time.perf_counter()
@@ -124,79 +138,97 @@ def symbolic(
             edges.append(row)
 
         t = time.perf_counter()
-        edge_map = {(e["layer"], e["out"], e["in"]): _edge_fn(e, prims) for e in edges
-                    if not e["masked"]}
-        outs = fm.compose(adapter, edge_map)
         syms = fm.input_symbols(adapter.widths[0])
         Xd = adapter.prepare_input(X).double()
         with torch.no_grad():
             y_net = adapter.forward_from_edges(adapter.prepare_input(X)).double()
-        y_dat = Y.double().reshape(len(Y), -1) if Y.is_floating_point() else None
-        raw = [str(o) for o in outs]
+        y_dat = Y.double().reshape(len(Y), -1) if Y is not None and Y.is_floating_point() else None
+        if y_dat is not None and y_dat.shape[1] != y_net.shape[1]:
+            y_dat = None
         sub = torch.linspace(0, len(Xd) - 1, min(len(Xd), 512)).round().long().unique()
-        Xs, y_net_s = Xd[sub], y_net[sub]
-        fitted = [fm.refit(o, syms, Xs, y_net_s[:, k], steps=refit_steps) for k, o in enumerate(outs)]
-        timings["compose_refit"] = time.perf_counter() - t
+        ctx = rt.Context(syms, Xd, y_net, y_dat, sub, sympy_seconds, simplify_seconds,
+                         refit_steps, snap, snap_min_r2)
+        edge_map = {(e["layer"], e["out"], e["in"]): _edge_fn(e, prims) for e in edges
+                    if not e["masked"]}
+        from_edges, edge_info = rt.edge_route(adapter, edge_map, ctx)
+        timings["compose_refit_snap"] = time.perf_counter() - t
         pbar.update(1)
 
         t = time.perf_counter()
-        ok_data = y_dat is not None and y_dat.shape[1] == len(fitted)
-
-        def polish(e: Any, k: int) -> tuple[Any, bool]:
-            return fm.polish(e, syms, Xs, y_net_s[:, k], y_dat[sub, k] if ok_data else None,
-                             X_check=Xd, snap_constants=snap, snap_min_r2=snap_min_r2,
-                             refit_steps=refit_steps, simplify_seconds=simplify_seconds)
-
-        final, snapped = [], []
-        for k, e in enumerate(fitted):
-            e, did = polish(e, k)
-            if did:
-                snapped.append(k)
-            final.append(e)
-        timings["snap_simplify"] = time.perf_counter() - t
-        t = time.perf_counter()
-        routes: list[dict[str, Any]] = []
-        for k in range(len(final)):
-            target = y_dat[:, k] if ok_data else y_net[:, k]
-            with np.errstate(all="ignore"):
-                r2_edge = fm.r2_score(fm.evaluate(final[k], syms, Xd), target)
-            r2_edge = r2_edge if math.isfinite(r2_edge) else -1e300
-            route = {"chosen": "edges", "edges": {"formula": str(final[k]), "r2": r2_edge,
-                                                  "n_ops": fm.op_count(final[k])}}
+        final, fit_scores, routes, snapped, exprs = [], [], [], [], []
+        has_data = y_dat is not None
+        for k in range(y_net.shape[1]):
+            cands = []
+            route: dict[str, Any] = {"edges": dict(edge_info[k])}
+            if from_edges is not None:
+                s = rt.score(from_edges[k], ctx, k)
+                route["edges"].update(formula=str(from_edges[k]), **s)
+                cands.append(("edges", from_edges[k], s))
             if structure:
-                cand, route["structure"] = _structure_route(
-                    adapter, k, Xd, y_net, y_dat if ok_data else None, lib, syms, seed, polish,
-                    refit_steps)
-                if cand is not None and _prefer(route["structure"], route["edges"]):
-                    final[k] = cand
-                    route["chosen"] = "structure"
-                    if ok_data and k not in snapped:
-                        snapped.append(k)
+                cand, route["structure"] = rt.structure_route(adapter, ctx, k, lib, seed)
+                if cand is not None:
+                    s = rt.score(cand, ctx, k)
+                    route["structure"].update(s)
+                    cands.append(("structure", cand, s))
+            pick = rt.choose_candidate(cands, has_data)
+            if pick is None:
+                if not cands:
+                    raise SizeLimitError(
+                        f"output {k + 1}: no formula ({_why(route)}); raise sympy_seconds or "
+                        "prune the model to fewer edges")
+                raise NonFiniteError(
+                    f"output {k + 1}: no route gave a formula that is finite on the data "
+                    f"({_why(route)}); retrain the model or pass a smaller library")
+            bad = [c[0] for c in cands if c[2].get("r2_model") is None]
+            if bad:
+                warnings.warn(f"output {k + 1}: the {' and '.join(bad)} route's formula is not "
+                              f"finite on the data; returning the {pick[0]} route's formula",
+                              RuntimeWarning, stacklevel=3)
+            route["chosen"] = pick[0]
+            exprs.append({name: e for name, e, _ in cands})
+            if pick[0] == "structure" or edge_info[k].get("snapped"):
+                snapped.append(k)
+            final.append(pick[1])
+            fit_scores.append(pick[2])
             routes.append(route)
         timings["structure"] = time.perf_counter() - t
         pbar.update(1)
 
-        with np.errstate(all="ignore"):
-            preds = [fm.evaluate(e, syms, Xd) for e in final]
-        r2_model = float(np.mean([fm.r2_score(p, y_net[:, k]) for k, p in enumerate(preds)]))
-        r2_data = (float(np.mean([fm.r2_score(p, y_dat[:, k]) for k, p in enumerate(preds)]))
-                   if y_dat is not None and y_dat.shape[1] == len(preds) else None)
+        t = time.perf_counter()
+        held_scores = _held_scores(adapter, final, ctx, held)
+        for k, route in enumerate(routes):
+            for name, e in exprs[k].items():
+                route[name]["held_out"] = (held_scores[k] if name == route["chosen"] else
+                                           _held_scores(adapter, [e], ctx, held, only=k)[0])
         exact, detail = None, None
         if truth is not None:
             box = np.stack([Xd.min(0).values.numpy(), Xd.max(0).values.numpy()], 1)
-            detail = fm.exact_match(final[0], truth, syms, box, seed=seed)
+            detail = deadline.call(fm.exact_match, final[0], truth, syms, box, seed=seed,
+                                   symbolic_seconds=simplify_seconds, seconds=sympy_seconds,
+                                   fallback=None)
+            if detail is None:
+                detail = {"exact": None, "note": f"the check did not finish in {sympy_seconds:g} s"}
             exact = detail["exact"]
+        timings["check"] = time.perf_counter() - t
         pbar.update(1)
 
     one = len(final) == 1
     text = str(final[0]) if one else "; ".join(f"y{k + 1} = {e}" for k, e in enumerate(final))
     curves = [{"x": edges_s.x[r, :: max(1, n_points // 100)].tolist(),
                "y": edges_s.y[r, :: max(1, n_points // 100)].tolist()} for r in range(len(edges))]
+
+    def mean(vals: list[float | None]) -> float | None:
+        return float(np.mean(vals)) if vals and all(v is not None for v in vals) else None
+
     details = {
-        "latex": [export.to_latex(e) for e in final],
-        "n_ops": sum(fm.op_count(e) for e in final),
-        "formula_raw": raw,
-        "singularities": [d for e in final for d, _ in export.singularities(e)],
+        "latex": [deadline.call(export.to_latex, e, seconds=sympy_seconds, fallback="")
+                  for e in final],
+        "n_ops": sum(s["n_ops"] or 0 for s in fit_scores),
+        "formula_raw": [i.get("raw") for i in edge_info],
+        "singularities": [d for e in final for d, _ in deadline.call(
+            export.singularities, e, seconds=sympy_seconds, fallback=[])],
+        "held_out": None if held is None else {"source": held[2], "n_samples": int(len(held[0])),
+                                               "per_output": held_scores},
         "exact_check": detail, "routes": routes, "timings": timings, "snapped_outputs": snapped,
         "library": to_spec(lib),
         "n_inputs": adapter.widths[0], "family": adapter.family, "widths": list(adapter.widths),
@@ -204,53 +236,66 @@ def symbolic(
         "note": ("model not modified: pruning applies to the formula (edges below the attribution "
                  "threshold become constants); constants refitted to the network by L-BFGS"),
     }
-    return SymbolicResult(edges=edges, formula=text, formula_r2_model=r2_model,
-                          formula_r2_data=r2_data, exact=exact, details=details)
+    return SymbolicResult(
+        edges=edges, formula=text,
+        formula_r2_model=float(np.mean([s["r2_model"] for s in fit_scores])),
+        formula_r2_data=mean([s["r2_data"] for s in fit_scores]) if has_data else None,
+        exact=exact, details=details,
+        formula_r2_model_held_out=mean([h["r2_model"] for h in held_scores]) if held else None,
+        formula_r2_data_held_out=(mean([h["r2_data"] for h in held_scores])
+                                  if held and held[1] is not None else None),
+        route="; ".join(r["chosen"] for r in routes))
 
 
-def _prefer(new: dict[str, Any], old: dict[str, Any]) -> bool:
-    """Whether route ``new`` beats ``old``: fewer operations with ``1 - R^2`` at most twice the
-    other's (+1e-9), or equal-or-more operations with ``1 - R^2`` under half the other's."""
-    if new.get("r2") is None or not math.isfinite(new["r2"]):
-        return False
-    e_new, e_old = max(0.0, 1.0 - new["r2"]), max(0.0, 1.0 - old["r2"])
-    if new["n_ops"] < old["n_ops"]:
-        return e_new <= 2.0 * e_old + 1e-9
-    return e_new < 0.5 * e_old
+def _why(route: dict[str, Any]) -> str:
+    parts = []
+    for name in ("edges", "structure"):
+        info = route.get(name) or {}
+        msg = info.get("error") or "; ".join(info.get("notes", [])) or (
+            "not finite" if info.get("formula") else "no candidate")
+        parts.append(f"{name}: {msg}")
+    return "; ".join(parts)
 
 
-def _structure_route(adapter: Any, k: int, Xd: torch.Tensor, y_net: torch.Tensor,
-                     y_dat: torch.Tensor | None, lib: list[Primitive], syms: list[Any], seed: int,
-                     polish: Any, refit_steps: int) -> tuple[Any, dict[str, Any]]:
-    """Separable-structure candidate for output ``k`` (see :mod:`.structure`), polished."""
-    from .structure import separable_formula
+def _held_out(data: Any, split: str, samples: int | None, seed: int, n_fit: int,
+              ) -> tuple[torch.Tensor, torch.Tensor | None, str] | None:
+    """``(X, y, source)`` of the held-out samples: the test split when fitting on a training
+    split that has one, else the samples of ``split`` outside the seeded draw (the kit's draw:
+    the first ``samples`` of ``randperm(n, seed)``), else None."""
+    from inspect_kit.data import DataBundle, load_data
+    from inspect_kit.kan.sampling import data_tensors
 
-    target = y_dat[:, k] if y_dat is not None else y_net[:, k]
-    # separability tolerance: 10x the network's own relative error on the data (>= 1e-3)
-    rel = math.sqrt(max(0.0, 1.0 - fm.r2_score(y_net[:, k], target))) if y_dat is not None else 0
-    tol = min(0.05, max(1e-3, 10.0 * rel))
-
-    def net(Z: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return adapter.forward_from_edges(Z)[:, k].double()
-
-    try:
-        noise = float(((y_net[:, k] - y_dat[:, k]) ** 2).mean()) if y_dat is not None else 0.0
-        expr, info = separable_formula(net, Xd, lib, syms, tol=tol, seed=seed, noise_mse=noise)
-    except (OptionError, ValueError, RuntimeError) as err:  # a failed candidate is not fatal
-        return None, {"error": f"{type(err).__name__}: {err}"}
-    if expr is None:
-        return None, {"info": info, "formula": None}
-    expr = fm.fold_scale(fm.fold_pow(fm.fold_exp(expr)))  # one constant per scale
-    sub = torch.linspace(0, len(Xd) - 1, min(len(Xd), 512)).round().long().unique()
-    expr = fm.refit(expr, syms, Xd[sub], y_net[sub, k], steps=refit_steps)
-    expr, _ = polish(expr, k)
-    with np.errstate(all="ignore"):
-        r2 = fm.r2_score(fm.evaluate(expr, syms, Xd), target)
-    return expr, {"info": info, "formula": str(expr), "r2": r2 if math.isfinite(r2) else None,
-                  "n_ops": fm.op_count(expr)}
+    bundle = data
+    if isinstance(data, str):
+        bundle = load_data(data, seed=seed)
+    if split == "train" and isinstance(bundle, DataBundle) and bundle.x_test is not None:
+        Xh, Yh = data_tensors(bundle, split="test", samples=samples, seed=seed)
+        return Xh, Yh, "test split"
+    Xa, Ya = data_tensors(bundle, split=split, samples=None, seed=seed)
+    if samples is None or len(Xa) <= n_fit:
+        return None
+    rest = torch.randperm(len(Xa), generator=torch.Generator().manual_seed(int(seed)))[samples:]
+    rest = rest.sort().values
+    return Xa[rest], (Ya[rest] if Ya is not None else None), f"{split} samples not drawn"
 
 
+def _held_scores(adapter: Any, exprs: list[Any], ctx: rt.Context, held: Any,
+                 only: int | None = None) -> list[dict[str, Any]]:
+    """R^2 of each output's formula on the held-out samples, against the network and the data."""
+    if held is None:
+        return [{"r2_model": None, "r2_data": None} for _ in exprs]
+    Xh = adapter.prepare_input(held[0]).double()
+    with torch.no_grad():
+        yn = adapter.forward_from_edges(adapter.prepare_input(held[0])).double()
+    yd = held[1].double().reshape(len(Xh), -1) if held[1] is not None else None
+    out = []
+    for idx, e in enumerate(exprs):
+        k = idx if only is None else only
+        ydk = yd[:, k] if yd is not None and yd.shape[1] == yn.shape[1] else None
+        s = rt.score(e, ctx, k, X=Xh, y_net=yn[:, k], y_dat=ydk)
+        out.append({"r2_model": s["r2_model"], "r2_data": s["r2_data"] if ydk is not None
+                    else None})
+    return out
 
 
 def discover(

@@ -50,6 +50,18 @@ class FitTable:
     r2_val: np.ndarray  # (E, K) held out
     poly: np.ndarray  # (E, 4) cubic fallback coefficients in x (NaN when not in the library)
     spread: np.ndarray  # (E, K) std(f(u)) / rms(f(u)) on the fit points; tiny = degenerate limit
+    quadratic: np.ndarray | None = None  # (E, K) how far f(u) is from a quadratic in x (below)
+
+    def imitation(self, tol: float = 0.01) -> np.ndarray:
+        """(E, K) True where a transcendental primitive works in its Taylor regime: on the fit
+        points the fitted curve ``f(a x + b)`` is a quadratic polynomial in ``x`` to within
+        ``tol`` (``quadratic`` = rms of its residual from the best quadratic / its std). A cosine
+        whose argument spans a fifth of a period (``cos(0.6 x)`` on [-1, 1]: 0.008) is then the
+        parabola it imitates; ``cos(x)`` there (0.022) is not. Powers, logs and the closed-form
+        primitives are never imitations (``x^1.5`` on [1, 5] is a quadratic to 0.006)."""
+        if self.quadratic is None:
+            return np.zeros(self.r2.shape, dtype=bool)
+        return self.quadratic < tol
 
     def degenerate(self, tol: float = 1e-2) -> np.ndarray:
         """(E, K) True where a fit only uses f's local Taylor expansion (c, d large and cancelling,
@@ -370,7 +382,9 @@ def fit_edges(
     r2 = np.full((E, K), -np.inf)
     r2v = np.full((E, K), -np.inf)
     spread = np.ones((E, K))
+    quad = np.ones((E, K))
     poly = np.full((E, 4), np.nan)
+    V2 = torch.stack([torch.ones_like(t), t, t * t], -1) * w.sqrt()[..., None]
     with bar(K, "symbolic fit", progress) as pbar:
         for k, prim in enumerate(lib):
             if prim.symmetry == "poly":
@@ -399,6 +413,8 @@ def fit_edges(
                 fu = prim.torch_fn()(A[:, None] * t + B[:, None])
                 spread[:, k] = torch.nan_to_num(
                     fu.std(-1) / (fu * fu).mean(-1).sqrt().clamp_min(1e-300), nan=0.0).numpy()
+                if not prim.closed_form and prim.symmetry not in ("power", "log"):
+                    quad[:, k] = _quadratic_residual(fu, V2, w)
                 for e in range(E):
                     a0, b0, c0, d0 = float(A[e]), float(B[e]), float(C[e]), float(D[e])
                     m, sxe, sye, mye = float(mx[e]), float(sx[e]), float(sy[e]), float(my[e])
@@ -410,7 +426,21 @@ def fit_edges(
             pbar.update(1)
     r2 = np.where(np.isfinite(r2), r2, -np.inf)
     r2v = np.where(np.isnan(r2v), -np.inf, r2v)
-    return FitTable(lib, params, r2, r2v, poly, spread)
+    return FitTable(lib, params, r2, r2v, poly, spread, quad)
+
+
+def _quadratic_residual(fu: torch.Tensor, V2: torch.Tensor, w: torch.Tensor) -> np.ndarray:
+    """Per row: weighted rms of ``fu`` minus its best quadratic in ``t`` (design ``V2``, rows
+    already scaled by ``sqrt w``), over the weighted std of ``fu`` (1 where not finite)."""
+    ok = torch.isfinite(fu).all(-1)
+    f = torch.where(ok[:, None], fu, torch.zeros_like(fu))
+    fm = (w * f).sum(-1, keepdim=True)
+    sd = (w * (f - fm) ** 2).sum(-1).sqrt()
+    rhs = ((f - fm) * w.sqrt())[..., None]
+    beta = torch.linalg.lstsq(V2, rhs).solution
+    res = ((rhs - V2 @ beta)[..., 0] ** 2).sum(-1).sqrt()
+    out = torch.where(ok & (sd > 0), res / sd.clamp_min(1e-300), torch.ones_like(sd))
+    return out.numpy()
 
 
 def evaluate_fit(prim: Primitive, params: Sequence[float], x: np.ndarray,

@@ -5,14 +5,8 @@
   sub-node affines, mult nodes of any arity, all defined by the adapter).
 * :func:`refit`: every float constant of the composed expression becomes a parameter, fitted
   jointly by L-BFGS (torch, float64) to the network's outputs on the training inputs.
-* :func:`snap`: greedy, one constant at a time, try the simplest nearby ``p/q * K`` with
-  ``K in {1, pi, sqrt2, e, sqrt(pi), 1/sqrt(pi), sqrt(2/pi), 1/pi}``, ``q <= 10``,
-  ``|p| <= 20`` (and 0); keep a snap
-  only when the formula-vs-data MSE after refitting the other constants stays below
-  ``MSE_data(before) + 0.2 * min(MSE(before vs network), MSE(network vs data)) + 1e-14 var(y)``
-  ("does not hurt the fit": a snap may move the formula towards the data freely, away from it
-  only by a fraction of the network's own error).
-* :func:`simplify_with_timeout`: ``sympy.simplify`` in a forked process, killed after a limit.
+* :func:`snap` (constant snapping) lives in :mod:`.snap`.
+* :func:`simplify_with_timeout`: ``sympy.simplify`` with a time limit (:mod:`.deadline`).
 * safe exports (LaTeX, a guarded Python callable, a torch module) live in :mod:`.export`.
 * :func:`exact_match`: the criterion for exact recovery, stated here once: the formula and the
   truth agree to ``1e-8 * max(1, max|truth|)`` on 256 seeded uniform points of the data box;
@@ -21,20 +15,23 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import multiprocessing as mp
 from collections.abc import Callable, Sequence
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import deadline
 from .library import Primitive, _sym
 
-CONSTANTS = (("1", 1.0), ("pi", math.pi), ("sqrt(2)", math.sqrt(2)), ("E", math.e),
-             ("sqrt(pi)", math.sqrt(math.pi)), ("1/sqrt(pi)", 1 / math.sqrt(math.pi)),
-             ("sqrt(2/pi)", math.sqrt(2 / math.pi)), ("1/pi", 1 / math.pi))
+
+def parse_truth(text: str, syms: Sequence[Any]) -> Any:
+    """A ground-truth formula in ``x1..xn`` (the restricted parser, never ``eval``)."""
+    from inspect_kit.formula_parser import parse_formula
+
+    return parse_formula(text, {s.name: s for s in syms}, what="truth")
 
 
 def input_symbols(n: int) -> list[Any]:
@@ -75,6 +72,15 @@ def compose(adapter: Any, edges: dict[tuple[int, int, int], Any]) -> list[Any]:
     return [fold_pow(fold_exp(v)) for v in h]
 
 
+def scale_terms(total: Any, k: Any) -> Any:
+    """``k * total`` for a sum, distributed over its top-level terms only (``sympy.expand`` would
+    also multiply out every nested power and product: on a composed FastKAN formula that ran for
+    more than 12 minutes)."""
+    import sympy
+
+    return sympy.Add(*[t * k for t in total.args])
+
+
 def fold_pow(expr: Any) -> Any:
     """``(k u + ...)^p -> k^p (u + ...)^p`` for a positive float ``k`` leading a sum under a power:
     removes the scale redundancy between inner and outer constants before refits and snapping."""
@@ -88,9 +94,9 @@ def fold_pow(expr: Any) -> Any:
         if not terms:
             return e
         k = terms[0].as_coeff_Mul()[0]
-        if not (k.is_Float and k > 0) or k == 1:
+        if not (k.is_Float and k > 0) or float(k) == 1.0:
             return e
-        return sympy.Float(float(k) ** float(p)) * sympy.Pow(sympy.expand(base / k), p)
+        return sympy.Float(float(k) ** float(p)) * sympy.Pow(scale_terms(base, 1 / k), p)
 
     return expr.replace(lambda e: isinstance(e, sympy.Pow), rule)
 
@@ -108,14 +114,15 @@ def fold_scale(expr: Any) -> Any:
             if isinstance(f, sympy.Add):
                 terms = [t for t in f.as_ordered_terms() if not t.is_Number]
                 k = terms[0].as_coeff_Mul()[0] if terms else None
-                if k is not None and k.is_Float and k != 0:
+                if k is not None and k.is_Float and float(k) != 0.0:
                     coeff *= k
-                    f = sympy.expand(f / k)
+                    f = scale_terms(f, 1 / k)
             rest.append(f)
         return sympy.Mul(coeff, *rest) if coeff != 1 else e
 
     out = expr.replace(lambda e: isinstance(e, sympy.Mul), rule)
-    return out.xreplace({f: sympy.Integer(1) for f in out.atoms(sympy.Float) if f == 1})
+    return out.xreplace({f: sympy.Integer(1) for f in out.atoms(sympy.Float)
+                        if float(f) == 1.0})
 
 
 def fold_exp(expr: Any) -> Any:
@@ -169,9 +176,16 @@ def torch_printable(expr: Any) -> Any:
 
 
 def lambdify_torch(expr: Any, args: Sequence[Any]) -> Callable:
+    """``expr`` as a torch function of ``args`` (cached: a formula is evaluated many times)."""
+    return _lambdify_cached(expr, tuple(args))
+
+
+@functools.lru_cache(maxsize=64)
+def _lambdify_cached(expr: Any, args: tuple[Any, ...]) -> Callable:
     import sympy
 
-    fn = sympy.lambdify(list(args), torch_printable(numeric(expr)), "torch")
+    big = sympy.count_ops(expr, visual=False) > 2000  # shared subtrees (LayerNorm): print once
+    fn = sympy.lambdify(list(args), torch_printable(numeric(expr)), "torch", cse=big)
 
     def g(*a: torch.Tensor) -> torch.Tensor:
         out = fn(*a)
@@ -225,101 +239,52 @@ def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor,
         return expr
     theta = opt.x
     after = loss_grad(theta)[0]
+    if (opt.nit <= 2 or not opt.success) and len(th0) <= 12:
+        # stalled: a first step left the domain (log, sqrt); a trust region (few constants:
+        # its Jacobian costs one backward pass per constant) takes smaller steps
+        alt = _trust_region(fn, cols, y, th0, steps)
+        if alt is not None and (a := loss_grad(alt)[0]) < after:
+            theta, after = alt, a
     if not (math.isfinite(after) and after < before) or not np.isfinite(theta).all():
         return expr
     return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(ps, theta)})
 
 
-def candidates(v: float, *, max_q: int = 10, max_p: int = 20, rel: float = 1e-2) -> list[Any]:
-    """Simple constants near ``v``, simplest first: 0 (for |v| < 1e-2), then ``p/q * K``
-    within ``rel`` (the fit criterion of :func:`snap` decides which, if any, is kept)."""
-    import sympy
+def _trust_region(fn: Callable, cols: list[torch.Tensor], y: torch.Tensor, th0: np.ndarray,
+                  steps: int) -> np.ndarray | None:
+    """Least-squares refit by a trust region scaled by the Jacobian (scipy ``trf``): a trial
+    step that leaves the formula's domain only shrinks the region, where L-BFGS's line search
+    stops after one step when a constant inside ``log(x + c)`` has a gradient orders of
+    magnitude above the others. None when it fails."""
+    from scipy.optimize import least_squares
 
-    out: list[tuple[tuple, Any]] = []
-    if abs(v) < 1e-2:
-        out.append(((0, 0, 0.0), sympy.Integer(0)))
-    for ki, (kname, kval) in enumerate(CONSTANTS):
-        fr = Fraction(v / kval).limit_denominator(max_q)
-        if fr == 0 or abs(fr.numerator) > max_p:
-            continue
-        approx = float(fr) * kval
-        err = abs(approx - v) / max(abs(v), 1e-300)
-        if err <= rel:
-            val = sympy.Rational(fr.numerator, fr.denominator) * sympy.sympify(kname)
-            out.append(((fr.denominator + ki, err, ki), val))
-    out.sort(key=lambda t: t[0])
-    return [v for _, v in out]
+    def res(th: np.ndarray) -> np.ndarray:
+        with torch.no_grad(), np.errstate(all="ignore"):
+            r = (fn(*cols, *torch.as_tensor(th, dtype=torch.float64).unbind()) - y).numpy()
+        return r if np.isfinite(r).all() else np.full_like(r, np.inf)
 
+    def jac(th: np.ndarray) -> np.ndarray:
+        t = torch.as_tensor(th, dtype=torch.float64)
+        J = torch.autograd.functional.jacobian(lambda u: fn(*cols, *u.unbind()), t)
+        return torch.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0).numpy()
 
-def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
-         y_net: torch.Tensor, *, max_tries: int = 3, steps: int = 60) -> Any:
-    """Greedy constant snapping with refits (criterion in the module docstring)."""
-    X = torch.as_tensor(X, dtype=torch.float64)
-    yd = torch.as_tensor(y_data, dtype=torch.float64).reshape(-1)
-    yn = torch.as_tensor(y_net, dtype=torch.float64).reshape(-1)
-
-    def mse(e: Any, y: torch.Tensor = yd) -> float:
-        with np.errstate(all="ignore"):
-            v = float(((evaluate(e, syms, X) - y) ** 2).mean())
-        return v if math.isfinite(v) else math.inf
-
-    floor = float(((yn - yd) ** 2).mean())
-    tiny = 1e-14 * float(yd.var()) + 1e-300
-    cur, cur_mse = expr, mse(expr)
-    done: set[float] = set()
-    for _ in range(4 * len(floats(expr)) + 4):
-        todo = [f for f in floats(cur) if float(f) not in done]
-        if not todo:
-            break
-        f = todo[0]
-        done.add(float(f))
-        limit = cur_mse + 0.2 * min(mse(cur, yn), floor) + tiny
-        for cand in candidates(float(f))[:max_tries]:
-            trial = cur.xreplace({f: cand})
-            m = mse(trial)
-            if m > limit:
-                trial = refit(trial, syms, X, yn, steps=steps)
-                m = mse(trial)
-            if m <= limit:
-                cur, cur_mse = trial, m
-                done = {float(g) for g in floats(cur)} & done
-                break
-    return cur
-
-
-def _simplify_worker(text: str, conn: Any) -> None:
-    import sympy
-
+    if not np.isfinite(res(th0)).all():
+        return None
     try:
-        conn.send(sympy.srepr(sympy.simplify(sympy.sympify(text))))
-    except Exception as exc:  # pragma: no cover - reported to the parent
-        conn.send("ERROR " + repr(exc))
-    conn.close()
+        out = least_squares(res, th0, jac=jac, method="trf", x_scale="jac",
+                            max_nfev=steps, ftol=1e-15, xtol=1e-15, gtol=1e-15)
+    except (RuntimeError, ValueError, FloatingPointError):
+        return None
+    return out.x if np.isfinite(out.x).all() else None
 
 
 def simplify_with_timeout(expr: Any, seconds: float = 10.0) -> tuple[Any, bool]:
-    """``(sympy.simplify(expr), True)`` or ``(expr, False)`` when it takes longer than ``seconds``
-    (run in a forked process that is terminated at the limit; falls back to no simplification
-    where fork is unavailable)."""
+    """``(sympy.simplify(expr), True)``, or ``(expr, False)`` when it takes longer than
+    ``seconds`` or fails (bounded by :func:`analyses.symbolic.deadline.call`)."""
     import sympy
 
-    try:
-        ctx = mp.get_context("fork")
-    except ValueError:  # pragma: no cover - Windows
-        return expr, False
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_simplify_worker, args=(sympy.srepr(expr), child), daemon=True)
-    proc.start()
-    child.close()
-    ok = parent.poll(seconds)
-    text = parent.recv() if ok else None
-    if proc.is_alive():
-        proc.terminate()
-    proc.join(1)
-    parent.close()
-    if not text or text.startswith("ERROR"):
-        return expr, False
-    return sympy.sympify(text), True
+    out = deadline.call(sympy.simplify, expr, seconds=seconds, fallback=None)
+    return (expr, False) if out is None else (out, True)
 
 
 def polish(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_net: torch.Tensor,
@@ -330,13 +295,15 @@ def polish(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_net: torch.Tensor,
     that misses the data is pointless), refit to ``y_net``, simplify (kept only if it has no
     more operations and equals the formula to 1e-12 in R^2 on ``X_check``); a second round when
     simplification exposed new constants. Returns ``(expression, snapped)``."""
+    from .snap import snap as _snap
+
     Xc = X if X_check is None else X_check
     do_snap = bool(snap_constants and y_data is not None
                    and r2_score(evaluate(expr, syms, X), y_data) >= snap_min_r2)
     e = expr
     for _round in range(2):
         if do_snap:
-            e = snap(e, syms, X, y_data, y_net)
+            e = _snap(e, syms, X, y_data, y_net)
         e = refit(e, syms, X, y_net, steps=refit_steps)
         s, ok = simplify_with_timeout(e, simplify_seconds)
         changed = False
@@ -372,7 +339,7 @@ def exact_match(expr: Any, truth: Any, syms: Sequence[Any], box: np.ndarray, *, 
     import sympy
 
     if isinstance(truth, str):
-        truth = sympy.sympify(truth, locals={s.name: s for s in syms})
+        truth = parse_truth(truth, syms)
     truth = truth.xreplace({sympy.Symbol(s.name): s for s in syms})
     g = torch.Generator().manual_seed(int(seed))
     lo = torch.as_tensor(box[:, 0], dtype=torch.float64)
@@ -382,7 +349,8 @@ def exact_match(expr: Any, truth: Any, syms: Sequence[Any], box: np.ndarray, *, 
         f, t = evaluate(expr, syms, X), evaluate(truth, syms, X)
     err = float((f - t).abs().max()) if bool(torch.isfinite(f).all()) else math.inf
     scale = max(1.0, float(t.abs().max()))
-    diff, done = simplify_with_timeout(sympy.expand(expr - truth), symbolic_seconds)
-    sym_ok = (diff == 0) if done else None
+    diff = deadline.call(lambda: sympy.simplify(sympy.expand(expr - truth)),
+                         seconds=symbolic_seconds, fallback=None)
+    sym_ok = None if diff is None else bool(diff == 0)
     return {"exact": bool(err <= 1e-8 * scale), "max_abs_error": err, "symbolic_zero": sym_ok,
             "truth": str(truth)}

@@ -59,18 +59,10 @@ def _sym():
 
 @functools.lru_cache(maxsize=512)
 def _parse(expr: str) -> Any:
-    import sympy
+    from inspect_kit.formula_parser import parse_formula
 
     x = _sym()
-    try:
-        e = sympy.sympify(expr, locals={"x": x, "sigmoid": lambda u: 1 / (1 + sympy.exp(-u)),
-                                        "softplus": lambda u: sympy.log(1 + sympy.exp(u))})
-    except (sympy.SympifyError, SyntaxError, TypeError) as exc:
-        raise OptionError(f"primitive {expr!r} is not a valid sympy expression in x: {exc}") from exc
-    if e.free_symbols - {x}:
-        raise OptionError(f"primitive {expr!r} may only use the variable x, found "
-                          f"{sorted(str(s) for s in e.free_symbols - {x})}")
-    return e
+    return parse_formula(expr, {"x": x}, what="primitive")
 
 
 @functools.lru_cache(maxsize=512)
@@ -112,6 +104,14 @@ class Primitive:
             raise OptionError(f"symmetry must be one of {SYMMETRIES}, got {self.symmetry!r}")
         if self.symmetry != "poly":
             _parse(self.expr)
+
+    @property
+    def n_params(self) -> int:
+        """Free parameters of ``c f(a x + b) + d`` after canonicalisation (a symmetry that
+        folds one of them leaves three; ``x`` has two, the cubic four)."""
+        if self.symmetry == "linear":
+            return 2
+        return 3 if self.symmetry in ("power", "log", "exp") else 4
 
     @property
     def closed_form(self) -> bool:

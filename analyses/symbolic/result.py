@@ -20,9 +20,13 @@ class SymbolicResult(Result):
     observed points), ``complexity``, ``attribution``, ``pareto`` (front of (complexity,
     held-out R^2)), ``zeroed``. ``formula``: sympy string in ``x1..xn`` (``; ``-separated
     ``y_k = ...`` for several outputs). ``formula_r2_model``/``formula_r2_data``: R^2 of the
-    formula against the network and the targets on the training inputs. ``exact``: exact
-    recovery of ``truth`` (criterion in :mod:`.formula`), None without a truth.
-    ``details``: LaTeX, op count, raw (unsnapped) formula, timings, library, curves for plots.
+    formula against the network and the targets on the inputs it was fitted on;
+    ``formula_r2_model_held_out``/``formula_r2_data_held_out``: the same on held-out samples
+    (the test split, else samples not drawn; None when there are none, see
+    ``details["held_out"]``). ``route``: the route that produced each output's formula
+    (``edges`` or ``structure``, ``; ``-separated). ``exact``: exact recovery of ``truth``
+    (criterion in :mod:`.formula`), None without a truth. ``details``: LaTeX, op count, raw
+    (unsnapped) formula, every route's candidate with its scores, timings, library, curves.
     """
 
     result_type = "SymbolicResult"
@@ -32,6 +36,9 @@ class SymbolicResult(Result):
     formula_r2_data: float | None
     exact: bool | None
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    formula_r2_model_held_out: float | None = None
+    formula_r2_data_held_out: float | None = None
+    route: str | None = None
 
     omit_if_none: ClassVar[tuple[str, ...]] = ("exact",)
     item_keys: ClassVar[tuple[str, ...]] = ("layer", "out", "in")
@@ -59,12 +66,12 @@ class SymbolicResult(Result):
 
     def sympy(self) -> list[Any]:
         """The output expressions as sympy objects (symbols ``x1..xn`` real)."""
-        import sympy
+        from inspect_kit.formula_parser import parse_formula
 
         n = int(self.details.get("n_inputs", 0))
         loc = {s.name: s for s in fm.input_symbols(n)}
         parts = [p.split("=", 1)[1] if "=" in p else p for p in self.formula.split("; ")]
-        return [sympy.sympify(p, locals=loc) for p in parts]
+        return [parse_formula(p, loc) for p in parts]
 
 
 __all__ = ["SymbolicResult"]

@@ -23,8 +23,23 @@ sign), so ``exp(sin(pi x))`` or ``1/(a x + b)`` are single fits. The block expre
 combined as ``g + h - f(ref)`` and ``g h / f(ref)``; the caller refits all constants jointly
 against the network and snaps them (:mod:`.formula`).
 
+A block of two or more variables with no additive or multiplicative split, or whose best split
+is not clear (residual above ``tol / 3``: a rough network lets a false split through), and the
+set of all variables, are tried
+for **generalised additivity** ``g(sum_i h_i(x_i))`` (:mod:`.additive`, gradient gate
+``tol_general``, then a check against the network); of a split and a generalised-additive
+formula the one closer to the network on the block wins (twice as close, or, when the split is
+not clear, as close with fewer operations). Only when neither exists is the block, and with
+it the route, given up.
+
+When the whole set has no clear split, the network's **output transforms** ``log|f|`` and
+``1/f`` (AI Feynman's; only where ``f`` keeps one sign) are searched for one: ``x1^x2`` has
+none, but ``log f = x2 log x1`` is a product, so ``f = exp(x2 log x1)``; the transformed
+candidate replaces the other only by the same closeness rule.
+
 The result is a *candidate*: :func:`analyses.symbolic.api.symbolic` compares it with the
-formula composed edge by edge and keeps the simpler one unless it fits worse (rule there).
+formula composed edge by edge and keeps the simpler one unless it fits worse (rule in
+:mod:`.routes`).
 """
 
 from __future__ import annotations
@@ -35,13 +50,10 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
-from .fit import fit_edges
-from .formula import edge_expr
 from .library import Primitive
-from .select import choose
+from .univariate import fit_univariate
 
 Net = Callable[[torch.Tensor], torch.Tensor]
 
@@ -120,65 +132,48 @@ def _reference(fn: Net, X: torch.Tensor, n: int = 256) -> torch.Tensor:
     return X[idx[int(torch.argmax(v))]].clone()
 
 
-def fit_univariate(x: torch.Tensor, y: torch.Tensor, library: Sequence[Primitive], var: Any, *,
-                   transforms: bool = True, noise_mse: float = 0.0) -> tuple[Any, dict[str, Any]]:
-    """Best library expression of ``y(x)`` in ``var``, also via ``log|y|`` and ``1/y``.
-
-    Every transform's choice (:func:`analyses.symbolic.select.choose` on held-out odd points) is
-    mapped back to ``y`` and scored by its mean squared error there; the simplest whose MSE is at
-    most ``max(2 MSE_best, noise_mse)`` (+1e-10 var y) wins. ``noise_mse``: the error the samples
-    carry (the network's MSE on the data); differences below it cannot justify a more complex
-    primitive, here or inside ``choose`` (its ``err_floor``, propagated through the transform's
-    derivative). Returns ``(expression, info)``.
-    """
+def _better(new: Any, old: Any, fn: Net, X: torch.Tensor, ref: torch.Tensor,
+            V: Sequence[int], syms: Sequence[Any], *, closer_only: bool = False) -> bool:
+    """Whether block formula ``new`` matches ``fn`` on the block (data rows of ``V``, the rest
+    at ``ref``) with under half the MSE of ``old``, or (unless ``closer_only``) within twice it
+    with fewer operations."""
     import sympy
 
-    x = x.double().reshape(-1)
-    y = y.double().reshape(-1)
-    fit_idx, val_idx = torch.arange(0, len(x), 2), torch.arange(1, len(x), 2)
-    cands: list[tuple[str, torch.Tensor, torch.Tensor]] = [("id", y, torch.ones_like(y))]
-    if transforms:
-        amin, amax = float(y.abs().min()), float(y.abs().max())
-        one_sign = bool((y > 0).all() or (y < 0).all())
-        if one_sign and amin > 1e-6 * amax:
-            cands += [("log", torch.log(y.abs()), 1.0 / y.abs()), ("inv", 1.0 / y, 1.0 / y**2)]
-    var_y = float(y.var())
-    results = []
-    for name, t, dt in cands:
-        table = fit_edges(x[fit_idx][None], t[fit_idx][None], library, x_val=x[val_idx][None],
-                          y_val=t[val_idx][None], progress=False)
-        var_t = float(t.var())
-        floor = noise_mse * float((dt**2).mean()) / var_t if var_t > 0 else 0.0
-        row = choose(table, err_floor=floor)[0]
-        prim = next(p for p in library if p.name == row["function"])
-        inner = edge_expr(prim, row["params"], var, row.get("poly"))
-        sign = 1.0 if float(y[0]) > 0 else -1.0
-        expr = {"id": inner, "log": sign * sympy.exp(inner), "inv": 1 / inner}[name]
-        fn = sympy.lambdify([var], expr, "numpy")
-        with np.errstate(all="ignore"):
-            pred = np.broadcast_to(np.asarray(fn(x.numpy()), dtype=float), (len(x),))
-        mse = float(((pred - y.numpy()) ** 2).mean())
-        mse = mse if math.isfinite(mse) else math.inf
-        results.append((name, expr, mse, float(row["complexity"]), row["function"]))
-    best = min(r[2] for r in results)
-    ok = [r for r in results if r[2] <= max(2.0 * best, noise_mse) + 1e-10 * var_y]
-    order = [c[0] for c in cands]
-    name, expr, mse, cx, fn_name = min(ok, key=lambda r: (r[3], order.index(r[0])))
-    r2 = 1.0 - mse / var_y if var_y > 0 else 1.0
-    return expr, {"transform": name, "function": fn_name, "r2": r2, "complexity": cx}
+    from .formula import evaluate
+
+    rows = torch.linspace(0, len(X) - 1, min(400, len(X))).round().long().unique()
+    Z = ref.repeat(len(rows), 1)
+    Z[:, list(V)] = X[rows][:, list(V)]
+    with torch.no_grad():
+        F = fn(Z).double().reshape(-1)
+
+    def mse(e: Any) -> float:
+        v = float(((evaluate(e, syms, Z) - F) ** 2).mean())
+        return v if math.isfinite(v) else math.inf
+
+    m_new, m_old = mse(new), mse(old)
+    if not closer_only and sympy.count_ops(new) < sympy.count_ops(old):
+        return m_new <= 2 * m_old
+    return m_new < 0.5 * m_old
 
 
 def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], syms: Sequence[Any],
                       *, tol: float = 1e-2, n_points: int = 201, seed: int = 0,
-                      noise_mse: float = 0.0) -> tuple[Any | None, dict[str, Any]]:
+                      noise_mse: float = 0.0, tol_general: float | None = 0.03,
+                      transforms: bool = True) -> tuple[Any | None, dict[str, Any]]:
     """A formula of ``fn`` (scalar output) built from separable blocks, or None.
 
-    None when some block of two or more variables has no split below ``tol`` (then the
-    network's structure is not fully separable and the edge-by-edge formula is the one to use).
-    ``info`` records the splits, residuals and each univariate fit. ``noise_mse``: the network's
-    own MSE on the data (see :func:`fit_univariate`).
+    None when some block of two or more variables has no split below ``tol`` and is not
+    generalised-additive within ``tol_general`` (None: not tried); then the network's structure
+    is not separable and the edge-by-edge formula is the one to use. ``info`` records the splits,
+    residuals and each univariate fit. ``noise_mse``: the network's own MSE on the data (see
+    :func:`analyses.symbolic.univariate.fit_univariate`). ``transforms``: when the whole set
+    has no clear split, also try :data:`OUTPUT_TRANSFORMS` of ``fn`` (module docstring); of
+    the candidates the one closer to the network wins (as between split and generalised).
     """
     import sympy
+
+    from .additive import generalised_formula
 
     X = X.double()
     ref = _reference(fn, X)
@@ -201,19 +196,88 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
             info["leaves"].append({"var": i, **leaf})
             return expr
         sp = best_split(fn, X, ref, variables, tol=tol, seed=seed)
-        if sp is None:
-            info["splits"].append({"vars": list(variables), "split": None})
-            return None
-        info["splits"].append({"vars": list(variables), "kind": sp.kind, "left": list(sp.left),
-                               "right": list(sp.right), "residual": sp.residual})
-        left, right = build(sp.left), build(sp.right)
-        if left is None or right is None:
-            return None
-        c = sympy.Float(f_ref)
-        return left + right - c if sp.kind == "add" else left * right / c
+        entry: dict[str, Any] = {"vars": list(variables), "split": None}
+        info["splits"].append(entry)
+        split_expr = None
+        if sp is not None:
+            entry.update(kind=sp.kind, split=sp.kind, left=list(sp.left), right=list(sp.right),
+                         residual=sp.residual)
+            left, right = build(sp.left), build(sp.right)
+            if left is not None and right is not None:
+                c = sympy.Float(f_ref)
+                split_expr = left + right - c if sp.kind == "add" else left * right / c
+            top = len(variables) == X.shape[1]
+            if split_expr is not None and sp.residual <= tol / 3 and not top:
+                return split_expr  # a clear split (the whole set is always compared)
+        if tol_general is None:
+            return split_expr
+        gen_expr, gen = generalised_formula(fn, X, ref, variables, library, syms,
+                                            tol=tol_general, noise_mse=noise_mse)
+        entry["general"] = gen
+        clear = sp is not None and sp.residual <= tol / 3
+        if gen_expr is None or (split_expr is not None and not _better(
+                gen_expr, split_expr, fn, X, ref, variables, syms, closer_only=clear)):
+            return split_expr
+        entry["split"] = "general"
+        return gen_expr
 
-    expr = build(tuple(range(X.shape[1])))
+    V = tuple(range(X.shape[1]))
+    expr = build(V)
+    top = info["splits"][0] if info["splits"] else None
+    clear = (top is not None and top.get("split") in ("add", "mul")
+             and top.get("residual", math.inf) <= tol / 3)
+    if transforms and len(V) >= 2 and not clear:
+        for name in OUTPUT_TRANSFORMS:
+            cand, tinfo = _transformed_formula(fn, X, ref, name, library, syms, tol=tol,
+                                               n_points=n_points, seed=seed,
+                                               noise_mse=noise_mse, tol_general=tol_general)
+            info.setdefault("output_transforms", []).append({"transform": name, **tinfo})
+            if cand is not None and (expr is None or _better(cand, expr, fn, X, ref, V, syms)):
+                expr = cand
+                info["output_transform"] = name
     return expr, info
 
 
-__all__ = ["Split", "best_split", "fit_univariate", "residuals", "separable_formula"]
+#: Output transforms ``T`` tried when the network itself has no clear top-level split: a clear
+#: split of ``T(f)`` gives ``f = T^{-1}(formula of T(f))`` (``exp(x2 log x1)`` = ``x1^x2``).
+OUTPUT_TRANSFORMS = ("log", "inv")
+
+
+def _transformed_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, name: str,
+                         library: Sequence[Primitive], syms: Sequence[Any], *, tol: float,
+                         n_points: int, seed: int, noise_mse: float,
+                         tol_general: float | None) -> tuple[Any | None, dict[str, Any]]:
+    """``T^{-1}(g)`` for ``g`` the separable formula of ``T(fn)`` (``T``: ``log|f|`` or
+    ``1/f``), or None: ``T`` applies only when ``fn`` keeps one sign on the data with
+    ``min |f| > 1e-3 max |f|``, and ``T(fn)`` must have a clear split (residual below
+    ``tol / 3``). ``noise_mse`` is carried through ``T'`` (mean of ``T'(f)^2``)."""
+    import sympy
+
+    rows = torch.linspace(0, len(X) - 1, min(400, len(X))).round().long().unique()
+    with torch.no_grad():
+        F = fn(X[rows]).double().reshape(-1)
+    amin, amax = float(F.abs().min()), float(F.abs().max())
+    sign = 1.0 if float(F[0]) > 0 else -1.0
+    if not (bool((F > 0).all() or (F < 0).all()) and amin > 1e-3 * amax):
+        return None, {"applies": False}
+
+    def fnT(Z: torch.Tensor) -> torch.Tensor:
+        v = fn(Z).double()
+        return torch.log(v.abs()) if name == "log" else 1.0 / v
+
+    dT2 = (1.0 / F.abs()) ** 2 if name == "log" else (1.0 / F**2) ** 2
+    sp = best_split(fnT, X, ref, tuple(range(X.shape[1])), tol=tol, seed=seed)
+    info: dict[str, Any] = {"applies": True, "split": None if sp is None else sp.kind,
+                            "residual": None if sp is None else sp.residual}
+    if sp is None or sp.residual > tol / 3:
+        return None, info
+    g, ginfo = separable_formula(fnT, X, library, syms, tol=tol, n_points=n_points, seed=seed,
+                                 noise_mse=noise_mse * float(dT2.mean()),
+                                 tol_general=tol_general, transforms=False)
+    info["inner"] = ginfo
+    if g is None:
+        return None, info
+    return (sign * sympy.exp(g) if name == "log" else 1 / g), info
+
+
+__all__ = ["OUTPUT_TRANSFORMS", "Split", "best_split", "fit_univariate", "residuals", "separable_formula"]

@@ -2,7 +2,10 @@
 
 JSON keys: ``edges`` (each ``layer``, ``out``, ``in``, ``function``, ``params`` {a,b,c,d}, ``r2``,
 ``complexity``, ``attribution``, ``pareto``, ...), ``formula``, ``formula_r2_model``,
-``formula_r2_data``, ``exact`` (only with ``--truth``), ``seconds``, plus ``details``.
+``formula_r2_data`` (on the fitted samples), ``formula_r2_model_held_out``,
+``formula_r2_data_held_out`` (test split, else samples not drawn), ``route``, ``exact`` (only
+with ``--truth``), ``seconds``, plus ``details``. ``--truth`` and ``--library`` strings are read
+by a restricted parser (never evaluated as Python).
 The figure is the grid of edge fits.
 """
 
@@ -39,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "separability route; default on)")
     parser.add_argument("--rule", choices=("tolerance", "bic"), default="tolerance",
                         help="how an edge's primitive is chosen on its Pareto front")
+    parser.add_argument("--sympy-seconds", type=float, default=20.0, metavar="S",
+                        help="time limit of every symbolic step (composition, refits, snapping, "
+                             "the exact check); a step that runs longer falls back (20)")
     add_output_args(parser)
     deprecated(parser, "--max-samples", "--samples", "samples", type=int)
 
@@ -52,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.prune < 0:
         raise OptionError(f"--prune must be >= 0, got {args.prune}")
+    if not args.sympy_seconds > 0:
+        raise OptionError(f"--sympy-seconds must be a positive time limit, got {args.sympy_seconds}")
     model = model_from_args(args, args.checkpoint)
     bundle = load_data(args.data, seed=args.seed)
     truth = args.truth
@@ -61,11 +69,17 @@ def run(args: argparse.Namespace) -> int:
             raise OptionError("--truth auto needs formula:NAME data; give the expression instead")
     result = symbolic(model, bundle, library=args.library, prune=args.prune, truth=truth,
                       split=args.split, samples=args.samples, seed=args.seed,
-                      structure=args.structure, rule=args.rule, progress=args.progress)
-    routes = ", ".join(r["chosen"] for r in result.details.get("routes", []))
-    print(f"formula: {result.formula}" + (f"  (route: {routes})" if routes else ""))
-    print(f"R^2 vs network {result.formula_r2_model:.8f}; vs data "
-          f"{result.formula_r2_data if result.formula_r2_data is None else round(result.formula_r2_data, 8)}"
+                      structure=args.structure, rule=args.rule, sympy_seconds=args.sympy_seconds,
+                      progress=args.progress)
+
+    def r2(v: float | None) -> str:
+        return "-" if v is None else f"{v:.8f}"
+
+    print(f"formula: {result.formula}  (route: {result.route})")
+    held = (result.details.get("held_out") or {}).get("source")
+    print(f"R^2 vs network {r2(result.formula_r2_model)}, vs data {r2(result.formula_r2_data)}"
+          + (f"; held out ({held}): vs network {r2(result.formula_r2_model_held_out)}, vs data "
+             f"{r2(result.formula_r2_data_held_out)}" if held else "")
           + ("" if result.exact is None else f"; exact recovery: {result.exact}"))
     write_outputs(args, result, plot=edge_fits)
     return 0

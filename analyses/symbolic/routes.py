@@ -1,0 +1,205 @@
+"""The two routes from a KAN to a formula, each bounded in time, and the choice between them.
+
+* **edges** (:func:`edge_route`): compose the chosen edge fits through the adapter's node maps
+  (:func:`analyses.symbolic.formula.compose`), refit every constant jointly to the network,
+  polish (snap, refit, simplify).
+* **structure** (:func:`structure_route`): query the network as an oracle for separable blocks
+  and generalised additivity (:mod:`.structure`, :mod:`.additive`), polish the same way.
+
+Every sympy step runs under :func:`analyses.symbolic.deadline.call` with ``seconds`` (and
+``simplify`` with its own limit): a step that does not finish falls back (an unrefitted or
+unsnapped formula; no candidate from a route whose composition did not finish) and the route
+records what happened in ``notes``.
+
+:func:`prefer` decides between candidates: fewer operations with ``1 - R^2`` at most twice the
+other's (+1e-9), or equal-or-more operations with ``1 - R^2`` under half the other's (R^2 against
+the data when there are targets, else against the network, on the fitting inputs).
+:func:`choose_candidate` considers finite candidates only, so no non-finite formula is returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from inspect_kit.errors import OptionError
+
+from . import deadline
+from . import formula as fm
+from .library import Primitive
+
+
+@dataclasses.dataclass
+class Context:
+    """What both routes need for output ``k`` (float64 tensors)."""
+
+    syms: list[Any]
+    X: torch.Tensor  # (N, n) fitting inputs
+    y_net: torch.Tensor  # (N, outputs) network on X
+    y_dat: torch.Tensor | None  # (N, outputs) targets, or None
+    sub: torch.Tensor  # row indices used by refits and snapping
+    seconds: float
+    simplify_seconds: float
+    refit_steps: int
+    snap: bool
+    snap_min_r2: float
+
+    def target(self, k: int) -> torch.Tensor:
+        return self.y_dat[:, k] if self.y_dat is not None else self.y_net[:, k]
+
+
+def bounded_refit(expr: Any, ctx: Context, k: int, notes: list[str]) -> Any:
+    out = deadline.call(fm.refit, expr, ctx.syms, ctx.X[ctx.sub], ctx.y_net[ctx.sub, k],
+                        steps=ctx.refit_steps, seconds=ctx.seconds, fallback=None)
+    if out is None:
+        notes.append(f"refit did not finish in {ctx.seconds:g} s; constants as fitted")
+        return expr
+    return out
+
+
+def polish(expr: Any, ctx: Context, k: int, notes: list[str]) -> tuple[Any, bool]:
+    """:func:`analyses.symbolic.formula.polish` within ``2 seconds + simplify_seconds``; on
+    timeout the expression as it came in."""
+    yd = ctx.y_dat[ctx.sub, k] if ctx.y_dat is not None else None
+    out = deadline.call(fm.polish, expr, ctx.syms, ctx.X[ctx.sub], ctx.y_net[ctx.sub, k], yd,
+                        X_check=ctx.X, snap_constants=ctx.snap, snap_min_r2=ctx.snap_min_r2,
+                        refit_steps=ctx.refit_steps, simplify_seconds=ctx.simplify_seconds,
+                        seconds=2 * ctx.seconds + 2 * ctx.simplify_seconds, fallback=None)
+    if out is None:
+        notes.append("snapping/simplification did not finish; formula as refitted")
+        return expr, False
+    return out
+
+
+def score(expr: Any, ctx: Context, k: int, X: torch.Tensor | None = None,
+          y_net: torch.Tensor | None = None, y_dat: torch.Tensor | None = None) -> dict[str, Any]:
+    """R^2 against the network and the data (on ``X``, default the fitting inputs), and the op
+    count; ``None`` where the formula is not finite or its evaluation did not finish."""
+    X = ctx.X if X is None else X
+    yn = ctx.y_net[:, k] if y_net is None else y_net
+    yd = (ctx.y_dat[:, k] if ctx.y_dat is not None else None) if y_dat is None else y_dat
+
+    def run() -> dict[str, Any]:
+        with np.errstate(all="ignore"):
+            p = fm.evaluate(expr, ctx.syms, X)
+        r_net = fm.r2_score(p, yn)
+        r_dat = fm.r2_score(p, yd) if yd is not None else None
+        return {"r2_model": r_net if math.isfinite(r_net) else None,
+                "r2_data": r_dat if r_dat is not None and math.isfinite(r_dat) else None,
+                "n_ops": fm.op_count(expr)}
+
+    return deadline.call(run, seconds=ctx.seconds,
+                         fallback={"r2_model": None, "r2_data": None, "n_ops": None})
+
+
+def fit_r2(s: dict[str, Any], has_data: bool) -> float | None:
+    return s.get("r2_data") if has_data else s.get("r2_model")
+
+
+def edge_route(adapter: Any, edge_map: dict[tuple[int, int, int], Callable], ctx: Context,
+               ) -> tuple[list[Any] | None, list[dict[str, Any]]]:
+    """Composed, refitted and polished formula per output (None when composition did not
+    finish), and per output ``{"formula", "raw", "snapped", "notes"}``."""
+    outs = deadline.call(fm.compose, adapter, edge_map, seconds=ctx.seconds, fallback=None)
+    n_out = ctx.y_net.shape[1]
+    if outs is None:
+        msg = (f"composing the edge formulas did not finish in {ctx.seconds:g} s (the network is "
+               "too large to write out; prune more or use fewer hidden nodes)")
+        return None, [{"formula": None, "notes": [msg]} for _ in range(n_out)]
+    final, info = [], []
+    for k, o in enumerate(outs):
+        notes: list[str] = []
+        r = bounded_refit(o, ctx, k, notes)
+        e, did = polish(r, ctx, k, notes)
+        e = finite_or_earlier([("polished", e), ("refitted", r), ("composed", o)], ctx, notes)
+        final.append(e)
+        info.append({"raw": str(o), "snapped": did, "notes": notes})
+    return final, info
+
+
+def finite_or_earlier(stages: list[tuple[str, Any]], ctx: Context, notes: list[str]) -> Any:
+    """The first stage whose formula is finite on every fitting input (a refit or a snap fitted
+    on a subsample can leave a domain on the rest), else the last; the fallback is noted."""
+    for n, (name, e) in enumerate(stages):
+        ok = deadline.call(lambda e=e: bool(torch.isfinite(fm.evaluate(e, ctx.syms, ctx.X)).all()),
+                           seconds=ctx.seconds, fallback=False)
+        if ok:
+            if n:
+                notes.append(f"the {stages[0][0]} formula is not finite on the data; using the "
+                             f"{name} one")
+            return e
+    return stages[-1][1]
+
+
+def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive], seed: int,
+                    ) -> tuple[Any, dict[str, Any]]:
+    """Separable-structure candidate for output ``k`` (see :mod:`.structure`), polished."""
+    from .structure import separable_formula
+
+    has_data = ctx.y_dat is not None
+    target = ctx.target(k)
+    # separability tolerance: 10x the network's own relative error on the data (>= 1e-3); the
+    # generalised-additivity gate is loose (gradients are rough), its candidate is then checked
+    # against the network (structure.separable_formula, additive.generalised_formula)
+    rel = math.sqrt(max(0.0, 1.0 - fm.r2_score(ctx.y_net[:, k], target))) if has_data else 0.0
+    tol = min(0.05, max(1e-3, 10.0 * rel))
+    tol_general = 0.2
+
+    def net(Z: torch.Tensor) -> torch.Tensor:
+        return adapter.forward_from_edges(Z)[:, k].double()
+
+    noise = float(((ctx.y_net[:, k] - target) ** 2).mean()) if has_data else 0.0
+    notes: list[str] = []
+    try:
+        found = deadline.call(separable_formula, net, ctx.X, lib, ctx.syms, tol=tol, seed=seed,
+                              noise_mse=noise, tol_general=tol_general,
+                              seconds=4 * ctx.seconds, fallback=None)
+    except (OptionError, ValueError, RuntimeError) as err:  # a failed candidate is not fatal
+        return None, {"error": f"{type(err).__name__}: {err}"}
+    if found is None:
+        return None, {"error": f"the structure search did not finish in {4 * ctx.seconds:g} s"}
+    expr, info = found
+    if expr is None:
+        return None, {"info": info, "formula": None}
+    expr = deadline.call(lambda: fm.fold_scale(fm.fold_pow(fm.fold_exp(expr))),
+                         seconds=ctx.seconds, fallback=expr)  # one constant per scale
+    r = bounded_refit(expr, ctx, k, notes)
+    e, _ = polish(r, ctx, k, notes)
+    e = finite_or_earlier([("polished", e), ("refitted", r), ("constructed", expr)], ctx, notes)
+    return e, {"info": info, "formula": str(e), "notes": notes}
+
+
+def prefer(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether candidate ``new`` beats ``old`` (rule in the module docstring); each holds
+    ``r2`` (None = not finite) and ``n_ops``."""
+    if new.get("r2") is None or not math.isfinite(new["r2"]):
+        return False
+    if old.get("r2") is None or not math.isfinite(old["r2"]):
+        return True
+    e_new, e_old = max(0.0, 1.0 - new["r2"]), max(0.0, 1.0 - old["r2"])
+    if new["n_ops"] < old["n_ops"]:
+        return e_new <= 2.0 * e_old + 1e-9
+    return e_new < 0.5 * e_old
+
+
+def choose_candidate(cands: list[tuple[str, Any, dict[str, Any]]], has_data: bool,
+                     ) -> tuple[str, Any, dict[str, Any]] | None:
+    """The returned ``(route, expr, score)`` among the finite candidates (formula finite on
+    every fitting input): the first, replaced by a later one when :func:`prefer` says so; None
+    when no candidate is finite."""
+    best = None
+    for c in cands:
+        if c[1] is None or c[2].get("r2_model") is None:
+            continue
+        if best is None or prefer({"r2": fit_r2(c[2], has_data), "n_ops": c[2]["n_ops"] or 0},
+                                  {"r2": fit_r2(best[2], has_data), "n_ops": best[2]["n_ops"] or 0}):
+            best = c
+    return best
+
+
+__all__ = ["Context", "choose_candidate", "edge_route", "prefer", "score", "structure_route"]
