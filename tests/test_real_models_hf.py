@@ -81,7 +81,7 @@ def _power_iteration(model, batch, iters: int = 300) -> float:
             v = [x / norm for x in v]
             _, hv = torch.autograd.functional.hvp(loss, tuple(params), tuple(v))
             new = float(sum((a * b).sum() for a, b in zip(v, hv)))
-            if abs(new - lam) < 1e-12 * abs(new):
+            if abs(new - lam) < 1e-8 * abs(new):  # far below the 1e-3 the tests ask
                 break
             lam, v = new, list(hv)
     model.float()
