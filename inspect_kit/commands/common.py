@@ -148,6 +148,11 @@ def add_output_args(parser: argparse.ArgumentParser, *, plot: bool = True) -> No
                             help="write the figure (.png, .svg or .pdf)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice "
                                                             "(default 0)")
+    add_progress_arg(parser)
+
+
+def add_progress_arg(parser: argparse.ArgumentParser) -> None:
+    """``--progress/--no-progress`` (default None: on unless ``INSPECT_KIT_PROGRESS=0``)."""
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bars on stderr (default: on; INSPECT_KIT_PROGRESS=0 "
                              "turns them off)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_progress_arg
+
 NAME = "gallery"
 HELP = ("train small seeded models on bundled data, run every analysis, write figures and "
         "gallery/README.md")
@@ -15,8 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--section", action="append", default=None,
                         help="render only these sections (repeatable): kan_formulas, mlp_digits, "
                              "kan_vs_mlp, vit_karat, modadd")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                        help="progress messages on stderr (default: on)")
+    add_progress_arg(parser)
 
 
 def run(args: argparse.Namespace) -> int:

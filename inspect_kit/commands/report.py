@@ -14,7 +14,13 @@ import sys
 from pathlib import Path
 
 from ..errors import OptionError
-from .common import add_data_arg, add_model_args, add_view_args, view_kwargs
+from .common import (
+    add_data_arg,
+    add_model_args,
+    add_progress_arg,
+    add_view_args,
+    view_kwargs,
+)
 
 NAME = "report"
 HELP = ("run every analysis that applies to a checkpoint and write one self-contained HTML page "
@@ -50,9 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the page to write (.html; default report.html)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice "
                                                             "(default 0)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bars on stderr (default: on; INSPECT_KIT_PROGRESS=0 "
-                             "turns them off)")
+    add_progress_arg(parser)
 
 
 def _check(args: argparse.Namespace) -> None:

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from ..errors import OptionError
-from .common import parse_json_kwargs
+from .common import add_progress_arg, parse_json_kwargs
 
 NAME = "train"
 HELP = "train a zoo model (kan, mlp, vit, modadd) on data and save a kit checkpoint"
@@ -38,9 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "0, modadd 1.0)")
     parser.add_argument("--batch-size", type=int, default=None, help="Adam mini-batch size")
     parser.add_argument("--seed", type=int, default=0, help="seed for init and shuffling")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar on stderr (default: on; INSPECT_KIT_PROGRESS=0 "
-                             "turns it off)")
+    add_progress_arg(parser)
     parser.add_argument("--snapshot-every", type=int, default=None, metavar="N",
                         help="keep the weights every N epochs (and at 0 and the end) as the "
                              "checkpoint's trajectory")
