@@ -239,3 +239,20 @@ def test_refit_recovers_from_a_stalled_line_search_near_a_log_singularity():
     out = fm.refit(start, [x1, x2], X, y, steps=60)
     vals = sorted(abs(float(f)) for f in out.atoms(sympy.Float))
     assert vals[-1] == pytest.approx(1.0, abs=1e-6) and max(vals[:-1]) < 1e-6, out
+
+
+def test_jacobian_in_constants_equals_the_closed_form():
+    """The trust-region refit's Jacobian (forward mode, one pass per constant) against the
+    derivative written by hand, with a constant the formula does not use (a zero column)."""
+    x1, x2 = fm.input_symbols(2)
+    p = sympy.symbols("_p0:4")
+    e = p[0] * sympy.log(x1 + p[1]) + sympy.sin(p[2] * x2)
+    fn = fm.lambdify_torch(e, [x1, x2, *p])
+    X = torch.tensor([[0.5, -1.0], [1.5, 0.3], [2.0, 2.0], [0.9, 0.0]], dtype=torch.float64)
+    th = np.array([1.3, 0.7, -0.4, 5.0])
+    J = fm.jacobian_in_constants(fn, [X[:, 0], X[:, 1]], th)
+    a, b, c = th[:3]
+    want = torch.stack([torch.log(X[:, 0] + b), a / (X[:, 0] + b),
+                        X[:, 1] * torch.cos(c * X[:, 1]), torch.zeros(4, dtype=torch.float64)], 1)
+    assert J.shape == (4, 4)
+    torch.testing.assert_close(J, want, rtol=1e-13, atol=1e-15)

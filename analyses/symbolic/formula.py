@@ -264,9 +264,8 @@ def _trust_region(fn: Callable, cols: list[torch.Tensor], y: torch.Tensor, th0: 
         return r if np.isfinite(r).all() else np.full_like(r, np.inf)
 
     def jac(th: np.ndarray) -> np.ndarray:
-        t = torch.as_tensor(th, dtype=torch.float64)
-        J = torch.autograd.functional.jacobian(lambda u: fn(*cols, *u.unbind()), t)
-        return torch.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0).numpy()
+        return torch.nan_to_num(jacobian_in_constants(fn, cols, th), nan=0.0, posinf=0.0,
+                                neginf=0.0).numpy()
 
     if not np.isfinite(res(th0)).all():
         return None
@@ -276,6 +275,25 @@ def _trust_region(fn: Callable, cols: list[torch.Tensor], y: torch.Tensor, th0: 
     except (RuntimeError, ValueError, FloatingPointError):
         return None
     return out.x if np.isfinite(out.x).all() else None
+
+
+def jacobian_in_constants(fn: Callable, cols: list[torch.Tensor], th: np.ndarray) -> torch.Tensor:
+    """``J[i, k] = d fn(x_i; theta) / d theta_k`` (N, K) by forward mode: one pass per constant
+    (reverse mode would cost one pass per data point). A constant ``fn`` does not depend on
+    gets a zero column."""
+    import torch.autograd.forward_ad as fwad
+
+    t = torch.as_tensor(th, dtype=torch.float64)
+    n = len(cols[0]) if cols else 1
+    J = torch.zeros(n, t.numel(), dtype=torch.float64)
+    eye = torch.eye(t.numel(), dtype=torch.float64)
+    for k in range(t.numel()):
+        with fwad.dual_level(), np.errstate(all="ignore"):
+            out = fn(*cols, *fwad.make_dual(t, eye[k]).unbind())
+            tangent = fwad.unpack_dual(out).tangent if isinstance(out, torch.Tensor) else None
+        if tangent is not None:
+            J[:, k] = tangent
+    return J
 
 
 def simplify_with_timeout(expr: Any, seconds: float = 10.0) -> tuple[Any, bool]:

@@ -113,7 +113,8 @@ class Gallery:
         import matplotlib.pyplot as plt
 
         try:
-            save_figure(fig, self.out / file)
+            # --quick is the smoke test: fewer pixels to rasterise and compress
+            save_figure(fig, self.out / file, dpi=60 if self.quick else 120)
         finally:
             plt.close(fig)
         self.entries.append(Entry(self.section, file, title, caption,

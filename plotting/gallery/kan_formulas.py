@@ -17,13 +17,14 @@ FORMULAS = [("exp_sin", [2, 5, 1]), ("product", [2, 5, 1]), ("gaussian", [1, 2, 
 
 
 def _trained(g: Gallery, name: str, width: list[int]) -> Any:
-    from analyses.symbolic.api import discover
+    from inspect_kit.zoo.kan_recipe import train_pruned_kan
 
     def train() -> tuple[Any, list, dict]:
-        _, model = discover(g.data(f"formula:{name}"), width=width,
-                            epochs=4 if g.quick else 40, retrain_epochs=2 if g.quick else 20,
-                            refine_grid=None if g.quick else 10, progress=False,
-                            **QUICK_FIT if g.quick else {})
+        # discover()'s training half only: render() fits the formula once, on this model
+        model = train_pruned_kan(g.data(f"formula:{name}").split("train"), width=width,
+                                 epochs=4 if g.quick else 40,
+                                 retrain_epochs=2 if g.quick else 20,
+                                 refine_grid=None if g.quick else 10, progress=False)
         return model, [], {}
 
     return g.model(f"kan-formula-{name}-{'x'.join(map(str, width))}", train)[0]
