@@ -34,11 +34,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 warnings.filterwarnings("ignore")
 
+import bench_top_eigenvalues as tops  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import bench_top_eigenvalues as tops  # noqa: E402
 from analyses.hessian.operator import HessianOperator  # noqa: E402
 
 
