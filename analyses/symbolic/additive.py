@@ -143,7 +143,7 @@ def _snap_ratio(v: float, max_q: int = 4) -> Fraction | None:
 
 def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence[int],
                         library: Sequence[Primitive], syms: Sequence[Any], *, tol: float,
-                        noise_mse: float = 0.0, n_check: int = 400,
+                        noise_mse: float = 0.0, n_check: int = 400, alternatives: int = 0,
                         ) -> tuple[Any | None, dict[str, Any]]:
     """``g(sum h_i(x_i))`` for the block ``V`` of ``fn`` (other inputs at ``ref``), or None.
 
@@ -152,6 +152,12 @@ def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence
     matches ``fn`` on up to ``n_check`` data rows of the block to an MSE of at most
     ``max(10 noise_mse, 1e-6 var f)`` (``noise_mse``: the network's own MSE on the data), i.e.
     as well as the network matches the data.
+
+    ``alternatives``: also return, under the info key ``"_alternatives"`` (sympy expressions
+    as fitted, before any refit; pop it before serialising), up to that many runners-up: other
+    inner variables or outer functions whose fit error is at most 10x the best. Network values
+    cannot tell them from the chosen one (``exp(atanh(x2/x1))`` and an imitation in
+    ``x1^2/x2^2`` both match a network to its own error); the caller may ask the data.
     """
     import sympy
 
@@ -190,11 +196,13 @@ def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence
         zs.append(torch.as_tensor(zv)[order])
         Fs.append(F[order])
         kept.append((label, zexpr))
-    found = []
+    found, runners = [], []
     if kept:
         fits = fit_univariate_batch(torch.stack(zs), torch.stack(Fs), library, zsym,
-                                    noise_mse=noise_mse)
+                                    noise_mse=noise_mse, alternatives=alternatives)
         for n, ((label, zexpr), (g, gi)) in enumerate(zip(kept, fits)):
+            for a, r2 in gi.pop("_alternatives", []):
+                runners.append((max(0.0, 1.0 - r2), a.xreplace({zsym: zexpr})))
             found.append((max(0.0, 1.0 - gi["r2"]), gi["complexity"], n, label,
                           g.xreplace({zsym: zexpr}), gi))
     if not found:
@@ -203,14 +211,30 @@ def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence
     ok = [f for f in found if f[0] <= 2 * floor + 1e-12]
     err, _, _, label, expr, gi = min(ok, key=lambda f: (f[1], f[2]))
     info.update(outer={"inner": label, **gi})
-    # the inner h_i came from integrated gradients: refit every constant to the network values
-    expr = fm.refit(fm.fold_pow(expr), syms, Z, F, steps=100)
-    with np.errstate(all="ignore"):
-        err = 1.0 - fm.r2_score(fm.evaluate(expr, syms, Z), F)
     var_f = float(F.var())
-    if err * var_f > max(10.0 * noise_mse, 1e-6 * var_f):  # err = 1 - R^2 of g(z) vs fn
+
+    def refit_and_check(e: Any) -> tuple[Any, float, bool]:
+        # the inner h_i came from integrated gradients: refit every constant to the network
+        e = fm.refit(fm.fold_pow(e), syms, Z, F, steps=100)
+        with np.errstate(all="ignore"):
+            err = 1.0 - fm.r2_score(fm.evaluate(e, syms, Z), F)  # 1 - R^2 of g(z) vs fn
+        return e, err, math.isfinite(err) and err * var_f <= max(10.0 * noise_mse,
+                                                                  1e-6 * var_f)
+
+    expr, err, good = refit_and_check(expr)
+    if not good:
         info["rejected"] = f"g fits the network to R^2 {1 - err:.6f} only"
         return None, info
+    if alternatives:  # as fitted (g on the inner variable); the caller refits what it keeps
+        pool = sorted([(f[0], f[4]) for f in found] + runners, key=lambda t: t[0])
+        chosen = min(ok, key=lambda f: (f[1], f[2]))[4]
+        alts: list[Any] = []
+        for e_err, e in pool:
+            if len(alts) >= alternatives or e_err > 10 * floor + 1e-12:
+                break
+            if e != chosen and e not in alts:
+                alts.append(e)
+        info["_alternatives"] = alts
     return expr, info
 
 

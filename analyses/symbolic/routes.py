@@ -155,9 +155,11 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
 
     noise = float(((ctx.y_net[:, k] - target) ** 2).mean()) if has_data else 0.0
     notes: list[str] = []
+    variants: list[Any] = []
     try:
         found = deadline.call(separable_formula, net, ctx.X, lib, ctx.syms, tol=tol, seed=seed,
                               noise_mse=noise, tol_general=tol_general,
+                              alternatives=variants if has_data else None,
                               seconds=4 * ctx.seconds, fallback=None)
     except (OptionError, ValueError, RuntimeError) as err:  # a failed candidate is not fatal
         return None, {"error": f"{type(err).__name__}: {err}"}
@@ -166,12 +168,63 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
     expr, info = found
     if expr is None:
         return None, {"info": info, "formula": None}
+    if variants:
+        expr, info["arbitration"] = arbitrate([expr, *variants[:MAX_VARIANTS]], ctx, k)
     expr = deadline.call(lambda: fm.fold_scale(fm.fold_pow(fm.fold_exp(expr))),
                          seconds=ctx.seconds, fallback=expr)  # one constant per scale
     r = bounded_refit(expr, ctx, k, notes)
     e, _ = polish(r, ctx, k, notes)
     e = finite_or_earlier([("polished", e), ("refitted", r), ("constructed", expr)], ctx, notes)
     return e, {"info": info, "formula": str(e), "notes": notes}
+
+
+#: at most this many runner-up formulas are refitted to the data by :func:`arbitrate`
+MAX_VARIANTS = 48
+#: how many of them (the best after a short refit on a subsample) get the full refit
+FULL_REFITS = 6
+
+
+def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[str, Any]]]:
+    """The candidate the *data* prefer among formulas the network could not tell apart.
+
+    Each candidate's constants are refitted to the targets, first briefly (20 L-BFGS steps on
+    up to 256 of the ``ctx.sub`` rows), then fully (``ctx.refit_steps`` on ``ctx.sub``) for
+    the :data:`FULL_REFITS` best and the network's own choice (candidate 0); MSE against the
+    targets on every fitting input. The winner is the one with the fewest operations among
+    the fully refitted with MSE at most ``2 MSE_best + 1e-12 var(y)``, the first on ties. A
+    network carries its own error, so an imitation (``exp(1/sqrt(a x1^2/x2^2 + b))``) can
+    match it as well as the true form (``exp(atanh(x2/x1))``); noise-free data separate them by
+    orders of magnitude, while on noisy data both reach the noise floor and the simpler one is
+    kept. Returns the winning candidate as it came in (refitted to the network later, like any
+    other) and a record per candidate. Every refit runs within ``ctx.seconds``.
+    """
+    y = ctx.target(k)
+    var_y = float(y.var()) if len(y) > 1 else 0.0
+    quick_rows = ctx.sub[torch.linspace(0, len(ctx.sub) - 1, min(256, len(ctx.sub))).long()]
+
+    def mse_after(c: Any, rows: torch.Tensor, steps: int) -> float:
+        def run() -> float:
+            r = fm.refit(fm.fold_pow(c), ctx.syms, ctx.X[rows], y[rows], steps=steps)
+            with np.errstate(all="ignore"):
+                mse = float(((fm.evaluate(r, ctx.syms, ctx.X) - y) ** 2).mean())
+            return mse if math.isfinite(mse) else math.inf
+
+        return deadline.call(run, seconds=ctx.seconds, fallback=math.inf)
+
+    rows = [{"candidate": n, "formula": str(c)[:300], "mse_quick": mse_after(c, quick_rows, 20)}
+            for n, c in enumerate(cands)]
+    order = sorted(rows[1:], key=lambda r: r["mse_quick"])[:FULL_REFITS]
+    full = [rows[0], *order]
+    for r in full:
+        r["mse_data"] = mse_after(cands[r["candidate"]], ctx.sub, ctx.refit_steps)
+        r["n_ops"] = fm.op_count(cands[r["candidate"]])
+    best = min(r["mse_data"] for r in full)
+    if not math.isfinite(best):
+        return cands[0], rows
+    ok = [r for r in full if r["mse_data"] <= 2.0 * best + 1e-12 * var_y]
+    win = min(ok, key=lambda r: (r["n_ops"], r["candidate"]))
+    win["chosen"] = True
+    return cands[win["candidate"]], rows
 
 
 def prefer(new: dict[str, Any], old: dict[str, Any]) -> bool:
@@ -202,4 +255,5 @@ def choose_candidate(cands: list[tuple[str, Any, dict[str, Any]]], has_data: boo
     return best
 
 
-__all__ = ["Context", "choose_candidate", "edge_route", "prefer", "score", "structure_route"]
+__all__ = ["Context", "arbitrate", "choose_candidate", "edge_route", "prefer", "score",
+           "structure_route"]

@@ -160,7 +160,8 @@ def _better(new: Any, old: Any, fn: Net, X: torch.Tensor, ref: torch.Tensor,
 def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], syms: Sequence[Any],
                       *, tol: float = 1e-2, n_points: int = 201, seed: int = 0,
                       noise_mse: float = 0.0, tol_general: float | None = 0.03,
-                      transforms: bool = True) -> tuple[Any | None, dict[str, Any]]:
+                      transforms: bool = True, alternatives: list[Any] | None = None,
+                      ) -> tuple[Any | None, dict[str, Any]]:
     """A formula of ``fn`` (scalar output) built from separable blocks, or None.
 
     None when some block of two or more variables has no split below ``tol`` and is not
@@ -170,6 +171,11 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
     :func:`analyses.symbolic.univariate.fit_univariate`). ``transforms``: when the whole set
     has no clear split, also try :data:`OUTPUT_TRANSFORMS` of ``fn`` (module docstring); of
     the candidates the one closer to the network wins (as between split and generalised).
+
+    ``alternatives``: a list to which whole-formula variants are appended, each the returned
+    formula with one univariate leaf or one generalised-additive block replaced by a runner-up
+    that the network's values could not tell apart from the chosen one (see
+    :func:`analyses.symbolic.additive.generalised_formula`); the caller may let the data choose.
     """
     import sympy
 
@@ -180,6 +186,20 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
     f_ref = float(fn(ref[None]).double().reshape(-1)[0])
     lo, hi = X.min(0).values, X.max(0).values
     info: dict[str, Any] = {"splits": [], "leaves": [], "tol": tol}
+    want = alternatives is not None
+    chosen: dict[Any, Any] = {}  # placeholder symbol -> the block's chosen expression
+    options: dict[Any, list[Any]] = {}  # placeholder symbol -> its runners-up
+
+    def hold(expr: Any, alts: list[Any]) -> Any:
+        """``expr``, or a placeholder for it when it has runners-up (swapped in at the end)."""
+        if not alts:
+            return expr
+        P = sympy.Dummy(f"block{len(chosen)}")
+        chosen[P], options[P] = expr, alts
+        return P
+
+    def resolve(e: Any) -> Any:
+        return None if e is None or not chosen else e.xreplace(chosen)
 
     def build(variables: tuple[int, ...]) -> Any | None:
         if len(variables) == 1:
@@ -192,9 +212,11 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
             if float(ys.max() - ys.min()) <= 1e-12 * max(1.0, float(ys.abs().max())):
                 info["leaves"].append({"var": i, "function": "constant"})
                 return sympy.Float(float(ys.mean()))
-            expr, leaf = fit_univariate(xs, ys, library, syms[i], noise_mse=noise_mse)
+            expr, leaf = fit_univariate(xs, ys, library, syms[i], noise_mse=noise_mse,
+                                        alternatives=8 if want else 0)
+            alts = [a for a, _ in leaf.pop("_alternatives", [])]
             info["leaves"].append({"var": i, **leaf})
-            return expr
+            return hold(expr, alts)
         sp = best_split(fn, X, ref, variables, tol=tol, seed=seed)
         entry: dict[str, Any] = {"vars": list(variables), "split": None}
         info["splits"].append(entry)
@@ -212,17 +234,24 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
         if tol_general is None:
             return split_expr
         gen_expr, gen = generalised_formula(fn, X, ref, variables, library, syms,
-                                            tol=tol_general, noise_mse=noise_mse)
+                                            tol=tol_general, noise_mse=noise_mse,
+                                            alternatives=40 if want else 0)
+        gen_alts = gen.pop("_alternatives", [])
         entry["general"] = gen
         clear = sp is not None and sp.residual <= tol / 3
         if gen_expr is None or (split_expr is not None and not _better(
-                gen_expr, split_expr, fn, X, ref, variables, syms, closer_only=clear)):
+                gen_expr, resolve(split_expr), fn, X, ref, variables, syms, closer_only=clear)):
             return split_expr
         entry["split"] = "general"
-        return gen_expr
+        return hold(gen_expr, gen_alts)
 
     V = tuple(range(X.shape[1]))
     expr = build(V)
+    if want and expr is not None:
+        for P, alts in options.items():
+            if P in expr.free_symbols:
+                alternatives.extend(expr.xreplace({**chosen, P: a}) for a in alts)
+    expr = resolve(expr)
     top = info["splits"][0] if info["splits"] else None
     clear = (top is not None and top.get("split") in ("add", "mul")
              and top.get("residual", math.inf) <= tol / 3)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .fit import fit_edges
+from .fit import evaluate_fit, fit_edges
 from .formula import edge_expr
 from .library import Primitive
 from .select import choose
@@ -46,14 +46,20 @@ def _transform(name: str, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] 
 
 def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[Primitive],
                          var: Any, *, transforms: bool = True, noise_mse: float = 0.0,
-                         ) -> list[tuple[Any, dict[str, Any]]]:
-    """:func:`fit_univariate` for every row of ``xs``, ``ys`` ``(E, P)`` (one fit per transform)."""
+                         alternatives: int = 0) -> list[tuple[Any, dict[str, Any]]]:
+    """:func:`fit_univariate` for every row of ``xs``, ``ys`` ``(E, P)`` (one fit per transform).
+
+    ``alternatives``: also return, under the info key ``"_alternatives"`` (a list of ``(sympy
+    expression, R^2)``, to be popped before the info is serialised), up to that many runners-up: the
+    other fits whose MSE is within the tie band or at most 10x the best, most accurate first.
+    The samples cannot tell these apart from the chosen one; data the caller holds may."""
     import sympy
 
     xs, ys = xs.double(), ys.double()
     E, P = xs.shape
     fit_idx, val_idx = torch.arange(0, P, 2), torch.arange(1, P, 2)
     results: list[list[tuple]] = [[] for _ in range(E)]
+    extra: list[list[tuple]] = [[] for _ in range(E)]  # every primitive's fit, for runners-up
     for square, name in [(sq, t) for sq in (False, True) for t in
                          (TRANSFORMS if transforms else ("id",))]:
         rows, ts, floors = [], [], []
@@ -75,17 +81,27 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
         table = fit_edges(X[:, fit_idx], T[:, fit_idx], library, x_val=X[:, val_idx],
                           y_val=T[:, val_idx], progress=False)
         chosen = choose(table, err_floor=np.array(floors))
+        if alternatives > 0:  # every primitive's fit, scored numerically (sympy only later)
+            for r, e in enumerate(rows):
+                sign = 1.0 if float(ys[e, 0]) > 0 else -1.0
+                xe = (xs[e] ** 2 if square else xs[e]).numpy()
+                for k, prim in enumerate(table.library):
+                    if prim.symmetry == "poly" or not np.isfinite(table.r2[r, k]):
+                        continue
+                    with np.errstate(all="ignore"):
+                        t = evaluate_fit(prim, table.params[r, k], xe)
+                        pred = {"id": t, "log": sign * np.exp(t), "inv": 1.0 / t}[name]
+                        mse = float(((pred - ys[e].numpy()) ** 2).mean())
+                    if math.isfinite(mse):
+                        extra[e].append((name, (prim, tuple(table.params[r, k]), square), mse))
         for r, e in enumerate(rows):
             row = chosen[r]
             prim = next(p for p in library if p.name == row["function"])
             inner = edge_expr(prim, row["params"], var**2 if square else var, row.get("poly"))
             sign = 1.0 if float(ys[e, 0]) > 0 else -1.0
             expr = {"id": inner, "log": sign * sympy.exp(inner), "inv": 1 / inner}[name]
-            fn = sympy.lambdify([var], expr, "numpy")
-            with np.errstate(all="ignore"):
-                pred = np.broadcast_to(np.asarray(fn(xs[e].numpy()), dtype=float), (P,))
-            mse = float(((pred - ys[e].numpy()) ** 2).mean())
-            results[e].append((name, expr, mse if math.isfinite(mse) else math.inf,
+            mse = _mse(expr, var, xs[e], ys[e])
+            results[e].append((name, expr, mse,
                                float(row["complexity"]) + (2.0 if square else 0.0),
                                row["function"] + ("(x^2)" if square else "")))
     out = []
@@ -95,15 +111,50 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
         ok = [r for r in results[e] if r[2] <= max(2.0 * best, noise_mse) + 1e-10 * var_y]
         name, expr, mse, cx, fn_name = min(ok, key=lambda r: (r[3], TRANSFORMS.index(r[0])))
         r2 = 1.0 - mse / var_y if var_y > 0 else 1.0
-        out.append((expr, {"transform": name, "function": fn_name, "r2": r2, "complexity": cx}))
+        info = {"transform": name, "function": fn_name, "r2": r2, "complexity": cx}
+        if alternatives > 0:
+            band = max(10.0 * best, noise_mse) + 1e-10 * var_y
+            runners, seen = [], {expr}
+            for r in sorted(results[e] + extra[e], key=lambda r: r[2]):
+                if len(runners) >= alternatives or r[2] > band:
+                    break
+                alt = _expr(r[0], r[1], var, float(ys[e, 0])) if isinstance(r[1], tuple) else r[1]
+                if alt not in seen:
+                    seen.add(alt)
+                    runners.append((alt, 1.0 - r[2] / var_y if var_y > 0 else 1.0))
+            info["_alternatives"] = runners
+        out.append((expr, info))
     return out
 
 
+def _expr(name: str, fit: tuple[Primitive, tuple[float, ...], bool], var: Any, y0: float) -> Any:
+    """The sympy expression of one primitive's fit under transform ``name``."""
+    import sympy
+
+    prim, (a, b, c, d), square = fit
+    inner = edge_expr(prim, {"a": a, "b": b, "c": c, "d": d}, var**2 if square else var)
+    return {"id": inner, "log": (1.0 if y0 > 0 else -1.0) * sympy.exp(inner),
+            "inv": 1 / inner}[name]
+
+
+def _mse(expr: Any, var: Any, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean squared error of ``expr(var)`` against ``y`` on ``x`` (inf where not finite)."""
+    import sympy
+
+    fn = sympy.lambdify([var], expr, "numpy")
+    with np.errstate(all="ignore"):
+        pred = np.broadcast_to(np.asarray(fn(x.numpy()), dtype=float), (len(x),))
+    mse = float(((pred - y.numpy()) ** 2).mean())
+    return mse if math.isfinite(mse) else math.inf
+
+
 def fit_univariate(x: torch.Tensor, y: torch.Tensor, library: Sequence[Primitive], var: Any, *,
-                   transforms: bool = True, noise_mse: float = 0.0) -> tuple[Any, dict[str, Any]]:
+                   transforms: bool = True, noise_mse: float = 0.0,
+                   alternatives: int = 0) -> tuple[Any, dict[str, Any]]:
     """Best library expression of ``y(x)`` in ``var`` (module docstring); ``(expr, info)``."""
     return fit_univariate_batch(x.reshape(1, -1), y.reshape(1, -1), library, var,
-                                transforms=transforms, noise_mse=noise_mse)[0]
+                                transforms=transforms, noise_mse=noise_mse,
+                                alternatives=alternatives)[0]
 
 
 __all__ = ["fit_univariate", "fit_univariate_batch"]
