@@ -199,7 +199,7 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
         return P
 
     def resolve(e: Any) -> Any:
-        return None if e is None or not chosen else e.xreplace(chosen)
+        return e.xreplace(chosen) if e is not None and chosen else e
 
     def build(variables: tuple[int, ...]) -> Any | None:
         if len(variables) == 1:
