@@ -202,8 +202,10 @@ def evaluate(expr: Any, syms: Sequence[Any], X: torch.Tensor) -> torch.Tensor:
 
 
 def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor, *,
-          steps: int = 100, frozen: Sequence[Any] = ()) -> Any:
+          steps: int = 100, frozen: Sequence[Any] = (), trust_region: bool = True) -> Any:
     """Joint L-BFGS refit of every float constant of ``expr`` (except ``frozen``) to ``target``.
+
+    When L-BFGS stalls (``trust_region``, default) a Jacobian-scaled trust region is tried too.
 
     Returns the refitted expression, or ``expr`` unchanged when the refit does not lower the MSE.
     """
@@ -239,7 +241,7 @@ def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor,
         return expr
     theta = opt.x
     after = loss_grad(theta)[0]
-    if (opt.nit <= 2 or not opt.success) and len(th0) <= 12:
+    if trust_region and (opt.nit <= 2 or not opt.success) and len(th0) <= 12:
         # stalled: a first step left the domain (log, sqrt); a trust region (few constants:
         # its Jacobian costs one backward pass per constant) takes smaller steps
         alt = _trust_region(fn, cols, y, th0, steps)

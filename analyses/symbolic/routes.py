@@ -187,36 +187,39 @@ FULL_REFITS = 6
 def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[str, Any]]]:
     """The candidate the *data* prefer among formulas the network could not tell apart.
 
-    Each candidate's constants are refitted to the targets, first briefly (20 L-BFGS steps on
-    up to 256 of the ``ctx.sub`` rows), then fully (``ctx.refit_steps`` on ``ctx.sub``) for
-    the :data:`FULL_REFITS` best and the network's own choice (candidate 0); MSE against the
-    targets on every fitting input. The winner is the one with the fewest operations among
-    the fully refitted with MSE at most ``2 MSE_best + 1e-12 var(y)``, the first on ties. A
-    network carries its own error, so an imitation (``exp(1/sqrt(a x1^2/x2^2 + b))``) can
-    match it as well as the true form (``exp(atanh(x2/x1))``); noise-free data separate them by
-    orders of magnitude, while on noisy data both reach the noise floor and the simpler one is
-    kept. Returns the winning candidate as it came in (refitted to the network later, like any
-    other) and a record per candidate. Every refit runs within ``ctx.seconds``.
+    Each candidate's constants are refitted to the targets: first briefly (20 L-BFGS steps on
+    up to 256 of the ``ctx.sub`` rows, no trust-region fallback), then fully
+    (``ctx.refit_steps`` on ``ctx.sub``) for the :data:`FULL_REFITS` best and for the
+    network's own choice (candidate 0). The MSE against the targets is taken on every fitting
+    input. The winner has the fewest operations among the fully refitted candidates with MSE
+    at most ``2 MSE_best + 1e-12 var(y)``; ties go to the first.
+
+    A network carries its own error, so an imitation (``exp(1/sqrt(a x1^2/x2^2 + b))``) can
+    match it as well as the true form (``exp(atanh(x2/x1))``). Noise-free data separate the
+    two by orders of magnitude; on noisy data both reach the noise floor and the simpler one
+    is kept. Returns the winning candidate as it came in (refitted to the network later, like
+    any other) and a record per candidate. Every refit runs within ``ctx.seconds``.
     """
     y = ctx.target(k)
     var_y = float(y.var()) if len(y) > 1 else 0.0
     quick_rows = ctx.sub[torch.linspace(0, len(ctx.sub) - 1, min(256, len(ctx.sub))).long()]
 
-    def mse_after(c: Any, rows: torch.Tensor, steps: int) -> float:
+    def mse_after(c: Any, rows: torch.Tensor, steps: int, full: bool) -> float:
         def run() -> float:
-            r = fm.refit(fm.fold_pow(c), ctx.syms, ctx.X[rows], y[rows], steps=steps)
+            r = fm.refit(fm.fold_pow(c), ctx.syms, ctx.X[rows], y[rows], steps=steps,
+                         trust_region=full)
             with np.errstate(all="ignore"):
                 mse = float(((fm.evaluate(r, ctx.syms, ctx.X) - y) ** 2).mean())
             return mse if math.isfinite(mse) else math.inf
 
         return deadline.call(run, seconds=ctx.seconds, fallback=math.inf)
 
-    rows = [{"candidate": n, "formula": str(c)[:300], "mse_quick": mse_after(c, quick_rows, 20)}
+    rows = [{"candidate": n, "formula": str(c)[:300], "mse_quick": mse_after(c, quick_rows, 20, False)}
             for n, c in enumerate(cands)]
     order = sorted(rows[1:], key=lambda r: r["mse_quick"])[:FULL_REFITS]
     full = [rows[0], *order]
     for r in full:
-        r["mse_data"] = mse_after(cands[r["candidate"]], ctx.sub, ctx.refit_steps)
+        r["mse_data"] = mse_after(cands[r["candidate"]], ctx.sub, ctx.refit_steps, True)
         r["n_ops"] = fm.op_count(cands[r["candidate"]])
     best = min(r["mse_data"] for r in full)
     if not math.isfinite(best):
