@@ -113,8 +113,9 @@ class Gallery:
         import matplotlib.pyplot as plt
 
         try:
-            # --quick is the smoke test: fewer pixels to rasterise and compress
-            save_figure(fig, self.out / file, dpi=60 if self.quick else 120)
+            # --quick is the smoke test: fewer pixels, and no second draw for a tight bounding box
+            save_figure(fig, self.out / file, **({"dpi": 60, "bbox_inches": None} if self.quick
+                                                 else {"dpi": 120}))
         finally:
             plt.close(fig)
         self.entries.append(Entry(self.section, file, title, caption,
