@@ -6,7 +6,7 @@ true form, and the structure route's choice by simplicity picks the imitation. C
 the oracle below is the true function plus a smooth "network error" of relative size 1e-5; the
 structure search must list a variant that *is* the true form (a refit to the exact function
 leaves an error at rounding level), and :func:`arbitrate` must pick it from noise-free data
-while keeping the simpler formula when the data are too noisy to tell.
+while keeping the network's choice when the data are too noisy to tell.
 """
 
 from __future__ import annotations
@@ -80,8 +80,14 @@ def test_noise_free_data_pick_the_true_form_and_noisy_data_the_simpler_one():
     noisy = _truth(X) + 0.6 * _truth(X).std() * torch.randn(len(X), dtype=torch.float64,
                                                             generator=g)
     got, rows = arbitrate([imitation, true_form, line], _context(X, noisy), 0)
-    assert got == line, rows  # all at the noise floor: the fewest operations win
+    assert got == imitation, rows  # all at the noise floor: no decisive evidence, the choice stays
     assert all(math.isfinite(r["mse_data"]) for r in rows)
+
+    # decisive evidence against a choice, among runners-up: the fewest operations win
+    padded = F(1.0) * sympy.exp(F(1.0) * sympy.atanh(F(0.9) * x2 / x1 + F(0.01)))
+    assert fm.op_count(padded) > fm.op_count(true_form)
+    got, rows = arbitrate([F(2.0) * x1 + F(1.0), padded, true_form], _context(X, _truth(X)), 0)
+    assert got == true_form, rows
 
 
 def test_univariate_runners_up_are_distinct_finite_and_within_the_band():

@@ -182,6 +182,10 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
 MAX_VARIANTS = 48
 #: how many of them (the best after a short refit on a subsample) get the full refit
 FULL_REFITS = 6
+#: a runner-up replaces the network's choice only when its data MSE is below this fraction of
+#: the choice's (refits of many redundant constants stall at a few times apart; a true form
+#: against its imitation is orders of magnitude apart on noise-free data)
+DECISIVE = 1e-2
 
 
 def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[str, Any]]]:
@@ -191,13 +195,14 @@ def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[st
     up to 256 of the ``ctx.sub`` rows, no trust-region fallback), then fully
     (``ctx.refit_steps`` on ``ctx.sub``) for the :data:`FULL_REFITS` best and for the
     network's own choice (candidate 0). The MSE against the targets is taken on every fitting
-    input. The winner has the fewest operations among the fully refitted candidates with MSE
-    at most ``2 MSE_best + 1e-12 var(y)``; ties go to the first.
+    input. The network's choice stands unless a runner-up's MSE is at most :data:`DECISIVE`
+    times its own; among such runners-up the one with the fewest operations within
+    ``2 MSE_best + 1e-12 var(y)`` wins, ties to the first.
 
     A network carries its own error, so an imitation (``exp(1/sqrt(a x1^2/x2^2 + b))``) can
     match it as well as the true form (``exp(atanh(x2/x1))``). Noise-free data separate the
-    two by orders of magnitude; on noisy data both reach the noise floor and the simpler one
-    is kept. Returns the winning candidate as it came in (refitted to the network later, like
+    two by orders of magnitude; on noisy data both reach the noise floor and the network's
+    choice is kept. Returns the winning candidate as it came in (refitted to the network later, like
     any other) and a record per candidate. Every refit runs within ``ctx.seconds``.
     """
     y = ctx.target(k)
@@ -221,10 +226,14 @@ def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[st
     for r in full:
         r["mse_data"] = mse_after(cands[r["candidate"]], ctx.sub, ctx.refit_steps, True)
         r["n_ops"] = fm.op_count(cands[r["candidate"]])
-    best = min(r["mse_data"] for r in full)
-    if not math.isfinite(best):
+    base = rows[0]["mse_data"]
+    decisive = [r for r in full[1:] if math.isfinite(r["mse_data"])
+                and (not math.isfinite(base) or r["mse_data"] <= DECISIVE * base)]
+    if not decisive:
+        rows[0]["chosen"] = True
         return cands[0], rows
-    ok = [r for r in full if r["mse_data"] <= 2.0 * best + 1e-12 * var_y]
+    best = min(r["mse_data"] for r in decisive)
+    ok = [r for r in decisive if r["mse_data"] <= 2.0 * best + 1e-12 * var_y]
     win = min(ok, key=lambda r: (r["n_ops"], r["candidate"]))
     win["chosen"] = True
     return cands[win["candidate"]], rows
