@@ -23,7 +23,7 @@ from analyses.symbolic.structure import separable_formula
 from analyses.symbolic.univariate import fit_univariate
 
 
-def _box(n=600, seed=0):
+def _box(n=400, seed=0):
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(n, 2, generator=g, dtype=torch.float64)
     return torch.stack([3 + 7 * u[:, 0], 1 + u[:, 1]], 1)  # x1 in [3, 10], x2 in [1, 2]

@@ -184,7 +184,7 @@ def test_cli_json_keys(tmp_path):
     out, png = tmp_path / "sym.json", tmp_path / "fits.png"
     args = ["symbolic", str(ckpt), "--data", str(data), "--library", "x,x^2,sin,exp",
             "--prune", "0.05", "--json", str(out), "--plot", str(png)]
-    assert main(args) == 0
+    assert main(args + ["--no-structure"]) == 0  # the keys do not depend on the route
     d = json.loads(out.read_text())["result"]
     assert set(d) == {"edges", "formula", "formula_r2_model", "formula_r2_data", "provenance",
                       "details", "formula_r2_model_held_out", "formula_r2_data_held_out", "route"}
