@@ -62,7 +62,7 @@ def test_the_structure_search_lists_the_true_form_among_its_variants():
     assert any(_exact_after_refit(e, syms, X) for e in [expr, *variants])
 
 
-def test_noise_free_data_pick_the_true_form_and_noisy_data_the_simpler_one():
+def test_noise_free_data_pick_the_true_form_and_noisy_data_keep_the_choice():
     X = _box()
     x1, x2 = fm.input_symbols(2)
     F = sympy.Float
