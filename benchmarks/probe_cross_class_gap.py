@@ -2,7 +2,8 @@
 decay, cosine schedule, optional label smoothing; float64) show Papyan's C(C-1) = 90 cross-class
 GGN outliers separated from the bulk?
 
-Forms the dense GGN ``J^T (diag p - p p^T) J / N`` over the 1,437 training digits and prints the
+Forms the dense GGN ``J^T (diag p - p p^T) J / N`` over the 1,437 training digits
+(``bench_outliers.dense_ggn``, no kit code) and prints the
 top eigenvalues, the ratios lambda_k / lambda_{k+1} around k = 10 and k = 90, and the largest
 gaps after rank 10.
 
@@ -15,13 +16,14 @@ from __future__ import annotations
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from bench_outliers import dense_ggn  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.func import functional_call, jacrev, vmap  # noqa: E402
 
 from inspect_kit.data import load_data  # noqa: E402
 
@@ -53,16 +55,7 @@ def main(argv: list[str]) -> None:
     with torch.no_grad():
         out = m(X)
     acc = (out.argmax(1) == y).double().mean().item()
-    params = {k: v.detach() for k, v in m.named_parameters()}
-
-    def logits(p, x):
-        return functional_call(m, p, (x[None],))[0]
-
-    J = vmap(jacrev(logits), (None, 0))(params, X)
-    Jm = torch.cat([J[k].reshape(len(X), sizes[-1], -1) for k in params], 2)  # N, C, P
-    p = out.softmax(1)
-    Q = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
-    G = torch.einsum("ncp,ncd,ndq->pq", Jm, Q, Jm) / len(X)
+    G = dense_ggn(m, X)
     ev = torch.linalg.eigvalsh(G).flip(0).numpy()
     print(f"{argv} P={G.shape[0]} train acc={acc:.4f} loss={F.cross_entropy(out, y).item():.4f}")
     print("top 12 / lambda_1:", np.round(ev[:12] / ev[0], 4).tolist())

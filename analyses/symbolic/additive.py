@@ -209,30 +209,22 @@ def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence
         return None, info
     floor = min(f[0] for f in found)
     ok = [f for f in found if f[0] <= 2 * floor + 1e-12]
-    err, _, _, label, expr, gi = min(ok, key=lambda f: (f[1], f[2]))
+    err, _, _, label, picked, gi = min(ok, key=lambda f: (f[1], f[2]))
     info.update(outer={"inner": label, **gi})
+    # the inner h_i came from integrated gradients: refit every constant to the network values
+    expr = fm.refit(fm.fold_pow(picked), syms, Z, F, steps=100)
+    with np.errstate(all="ignore"):
+        err = 1.0 - fm.r2_score(fm.evaluate(expr, syms, Z), F)
     var_f = float(F.var())
-
-    def refit_and_check(e: Any) -> tuple[Any, float, bool]:
-        # the inner h_i came from integrated gradients: refit every constant to the network
-        e = fm.refit(fm.fold_pow(e), syms, Z, F, steps=100)
-        with np.errstate(all="ignore"):
-            err = 1.0 - fm.r2_score(fm.evaluate(e, syms, Z), F)  # 1 - R^2 of g(z) vs fn
-        return e, err, math.isfinite(err) and err * var_f <= max(10.0 * noise_mse,
-                                                                  1e-6 * var_f)
-
-    expr, err, good = refit_and_check(expr)
-    if not good:
-        info["rejected"] = f"g fits the network to R^2 {1 - err:.6f} only"
+    if not math.isfinite(err) or err * var_f > max(10.0 * noise_mse, 1e-6 * var_f):
+        info["rejected"] = f"g fits the network to R^2 {1 - err:.6f} only"  # err = 1 - R^2
         return None, info
     if alternatives:  # as fitted (g on the inner variable); the caller refits what it keeps
-        pool = sorted([(f[0], f[4]) for f in found] + runners, key=lambda t: t[0])
-        chosen = min(ok, key=lambda f: (f[1], f[2]))[4]
         alts: list[Any] = []
-        for e_err, e in pool:
+        for e_err, e in sorted([(f[0], f[4]) for f in found] + runners, key=lambda t: t[0]):
             if len(alts) >= alternatives or e_err > 10 * floor + 1e-12:
                 break
-            if e != chosen and e not in alts:
+            if e != picked and e not in alts:
                 alts.append(e)
         info["_alternatives"] = alts
     return expr, info

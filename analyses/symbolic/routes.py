@@ -202,8 +202,9 @@ def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[st
     A network carries its own error, so an imitation (``exp(1/sqrt(a x1^2/x2^2 + b))``) can
     match it as well as the true form (``exp(atanh(x2/x1))``). Noise-free data separate the
     two by orders of magnitude; on noisy data both reach the noise floor and the network's
-    choice is kept. Returns the winning candidate as it came in (refitted to the network later, like
-    any other) and a record per candidate. Every refit runs within ``ctx.seconds``.
+    choice is kept. Returns the winning candidate as it came in (refitted to the network
+    later, like any other) and a record per candidate. Every refit runs within
+    ``ctx.seconds``.
     """
     y = ctx.target(k)
     var_y = float(y.var()) if len(y) > 1 else 0.0
@@ -219,8 +220,8 @@ def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[st
 
         return deadline.call(run, seconds=ctx.seconds, fallback=math.inf)
 
-    rows = [{"candidate": n, "formula": str(c)[:300], "mse_quick": mse_after(c, quick_rows, 20, False)}
-            for n, c in enumerate(cands)]
+    rows = [{"candidate": n, "formula": str(c)[:300],
+             "mse_quick": mse_after(c, quick_rows, 20, False)} for n, c in enumerate(cands)]
     order = sorted(rows[1:], key=lambda r: r["mse_quick"])[:FULL_REFITS]
     full = [rows[0], *order]
     for r in full:

@@ -53,7 +53,6 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
     expression, R^2)``, to be popped before the info is serialised), up to that many runners-up: the
     other fits whose MSE is within the tie band or at most 10x the best, most accurate first.
     The samples cannot tell these apart from the chosen one; data the caller holds may."""
-    import sympy
 
     xs, ys = xs.double(), ys.double()
     E, P = xs.shape
@@ -93,13 +92,12 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
                         pred = {"id": t, "log": sign * np.exp(t), "inv": 1.0 / t}[name]
                         mse = float(((pred - ys[e].numpy()) ** 2).mean())
                     if math.isfinite(mse):
-                        extra[e].append((name, (prim, tuple(table.params[r, k]), square), mse))
+                        params = dict(zip("abcd", (float(v) for v in table.params[r, k])))
+                        extra[e].append((name, (prim, params, square), mse))
         for r, e in enumerate(rows):
             row = chosen[r]
             prim = next(p for p in library if p.name == row["function"])
-            inner = edge_expr(prim, row["params"], var**2 if square else var, row.get("poly"))
-            sign = 1.0 if float(ys[e, 0]) > 0 else -1.0
-            expr = {"id": inner, "log": sign * sympy.exp(inner), "inv": 1 / inner}[name]
+            expr = _expr(name, prim, row["params"], square, var, float(ys[e, 0]), row.get("poly"))
             mse = _mse(expr, var, xs[e], ys[e])
             results[e].append((name, expr, mse,
                                float(row["complexity"]) + (2.0 if square else 0.0),
@@ -118,7 +116,8 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
             for r in sorted(results[e] + extra[e], key=lambda r: r[2]):
                 if len(runners) >= alternatives or r[2] > band:
                     break
-                alt = _expr(r[0], r[1], var, float(ys[e, 0])) if isinstance(r[1], tuple) else r[1]
+                alt = (_expr(r[0], *r[1], var, float(ys[e, 0])) if isinstance(r[1], tuple)
+                       else r[1])
                 if alt not in seen:
                     seen.add(alt)
                     runners.append((alt, 1.0 - r[2] / var_y if var_y > 0 else 1.0))
@@ -127,12 +126,13 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
     return out
 
 
-def _expr(name: str, fit: tuple[Primitive, tuple[float, ...], bool], var: Any, y0: float) -> Any:
-    """The sympy expression of one primitive's fit under transform ``name``."""
+def _expr(name: str, prim: Primitive, params: dict[str, float], square: bool, var: Any,
+          y0: float, poly: Any = None) -> Any:
+    """The sympy expression of one fit ``c f(a u + b) + d`` (``u`` = ``var`` or ``var^2``)
+    mapped back through transform ``name`` (``y0``: the sign the samples keep)."""
     import sympy
 
-    prim, (a, b, c, d), square = fit
-    inner = edge_expr(prim, {"a": a, "b": b, "c": c, "d": d}, var**2 if square else var)
+    inner = edge_expr(prim, params, var**2 if square else var, poly)
     return {"id": inner, "log": (1.0 if y0 > 0 else -1.0) * sympy.exp(inner),
             "inv": 1 / inner}[name]
 
