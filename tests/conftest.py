@@ -7,8 +7,9 @@ import os
 os.environ.setdefault("INSPECT_KIT_PROGRESS", "0")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # One intra-op thread per process unless the caller says otherwise: the suite's problems are
-# small, and the tests that start processes (distributed ranks, the CLI) would otherwise run
-# two threads each on two cores (5 min 23 s instead of 4 min 24 s for the whole suite here).
+# small, it runs in two worker processes (pyproject's addopts), and the tests that start
+# processes (distributed ranks, the CLI) would otherwise run two threads each on two cores
+# (5 min 23 s instead of 4 min 24 s for the serial suite here).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
