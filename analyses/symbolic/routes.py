@@ -179,7 +179,7 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
 
 
 #: at most this many runner-up formulas are refitted to the data by :func:`arbitrate`
-MAX_VARIANTS = 48
+MAX_VARIANTS = 96
 #: how many of them (the best after a short refit on a subsample) get the full refit
 FULL_REFITS = 6
 #: a runner-up replaces the network's choice only when its data MSE is below this fraction of
@@ -191,8 +191,8 @@ DECISIVE = 1e-2
 def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[str, Any]]]:
     """The candidate the *data* prefer among formulas the network could not tell apart.
 
-    Each candidate's constants are refitted to the targets: first briefly (20 L-BFGS steps on
-    up to 256 of the ``ctx.sub`` rows, no trust-region fallback), then fully
+    Each candidate's constants are refitted to the targets: first briefly (20 Gauss-Newton
+    trust-region steps on up to 256 of the ``ctx.sub`` rows), then fully
     (``ctx.refit_steps`` on ``ctx.sub``) for the :data:`FULL_REFITS` best and for the
     network's own choice (candidate 0). The MSE against the targets is taken on every fitting
     input. The network's choice stands unless a runner-up's MSE is at most :data:`DECISIVE`
@@ -213,7 +213,7 @@ def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[st
     def mse_after(c: Any, rows: torch.Tensor, steps: int, full: bool) -> float:
         def run() -> float:
             r = fm.refit(fm.fold_pow(c), ctx.syms, ctx.X[rows], y[rows], steps=steps,
-                         trust_region=full)
+                         method="lbfgs" if full else "lsq")
             with np.errstate(all="ignore"):
                 mse = float(((fm.evaluate(r, ctx.syms, ctx.X) - y) ** 2).mean())
             return mse if math.isfinite(mse) else math.inf

@@ -6,7 +6,9 @@ simplest nearby ``p/q * K`` with
 ``|p| <= 20`` (and 0 for constants below 0.1), in order of description length
 (:func:`ranked_candidates`). An offset ``c`` of a sum ``c + u`` with ``|c| < 0.1 rms(u)`` on
 the data (:func:`_small_offset`) is taken first and tried as 0 first: the simplest value, and
-the constant a fit to an imperfect network misplaces most. Keep the first snap for which the
+the constant a fit to an imperfect network misplaces most. The constants are first refitted to
+the data (the network's values carry its bias), and candidates are looked for near those.
+Keep the first snap for which the
 formula-vs-data MSE after refitting the other constants to the data stays below
 ``MSE_data(before) + 0.2 * min(MSE(before vs network), MSE(network vs data)) + 1e-14 var(y)``
 ("does not hurt the fit": a snap may move the formula towards the data freely, away from it
@@ -109,6 +111,11 @@ def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
     floor = float(((yn - yd) ** 2).mean())
     tiny = 1e-14 * float(yd.var()) + 1e-300
     cur, cur_mse = expr, mse(expr)
+    # candidates are looked for near the constants the *data* give: fitted to a network they
+    # carry its bias (a scale 0.987 where the data say 1 would snap to pi^2/10)
+    start = refit(expr, syms, X, yd, steps=steps, method="lsq")
+    if (m := mse(start)) < cur_mse:
+        cur, cur_mse = start, m
     done: set[float] = set()
     for _ in range(4 * len(floats(expr)) + 4):
         todo = [f for f in floats(cur) if float(f) not in done]

@@ -189,6 +189,7 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
     want = alternatives is not None
     chosen: dict[Any, Any] = {}  # placeholder symbol -> the block's chosen expression
     options: dict[Any, list[Any]] = {}  # placeholder symbol -> its runners-up
+    split_of: dict[Any, Any] = {}  # placeholder of a generalised block -> the split it beat
 
     def hold(expr: Any, alts: list[Any]) -> Any:
         """``expr``, or a placeholder for it when it has runners-up (swapped in at the end)."""
@@ -198,8 +199,27 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
         chosen[P], options[P] = expr, alts
         return P
 
-    def resolve(e: Any) -> Any:
-        return e.xreplace(chosen) if e is not None and chosen else e
+    def resolve(e: Any, override: dict[Any, Any] | None = None) -> Any:
+        """``e`` with every placeholder replaced (``override`` first), also placeholders inside
+        a replacement (a block's runner-up can be a formula with placeholders of its own)."""
+        if e is None or not chosen:
+            return e
+        m = {**chosen, **(override or {})}
+        for _ in range(len(m) + 1):
+            if not (e.free_symbols & m.keys()):
+                break
+            e = e.xreplace(m)
+        return e
+
+    def reachable(e: Any) -> list[Any]:
+        """The placeholders in ``e`` and, recursively, in their chosen expressions."""
+        out, todo = [], [e]
+        while todo:
+            for P in sorted(todo.pop().free_symbols & chosen.keys(), key=str):
+                if P not in out:
+                    out.append(P)
+                    todo.append(chosen[P])
+        return out
 
     def build(variables: tuple[int, ...]) -> Any | None:
         if len(variables) == 1:
@@ -239,18 +259,37 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
         gen_alts = gen.pop("_alternatives", [])
         entry["general"] = gen
         clear = sp is not None and sp.residual <= tol / 3
-        if gen_expr is None or (split_expr is not None and not _better(
-                gen_expr, resolve(split_expr), fn, X, ref, variables, syms, closer_only=clear)):
+        if gen_expr is None:
             return split_expr
+        if split_expr is not None and not _better(gen_expr, resolve(split_expr), fn, X, ref,
+                                                  variables, syms, closer_only=clear):
+            return hold(split_expr, [gen_expr, *gen_alts]) if want else split_expr
         entry["split"] = "general"
-        return hold(gen_expr, gen_alts)
+        # the split the network liked less stays a runner-up: the data may prefer it
+        P = hold(gen_expr, [*([split_expr] if want and split_expr is not None else []),
+                            *gen_alts])
+        if want and split_expr is not None:
+            split_of[P] = split_expr
+        return P
 
     V = tuple(range(X.shape[1]))
     expr = build(V)
-    if want and expr is not None:
-        for P, alts in options.items():
-            if P in expr.free_symbols:
-                alternatives.extend(expr.xreplace({**chosen, P: a}) for a in alts)
+    if want and expr is not None:  # round robin over the blocks: a cap keeps every block's best
+        held = [(P, options[P]) for P in reachable(expr)]
+
+        def swap(P: Any, alt: Any) -> Any:
+            """``expr`` with block ``P`` replaced by ``alt``; inside ``alt`` every generalised
+            block takes the split it beat (a split runner-up is split all the way down)."""
+            ov, todo = {P: alt}, [alt]
+            while todo:
+                for Q in todo.pop().free_symbols & split_of.keys():
+                    if Q not in ov:
+                        ov[Q] = split_of[Q]
+                        todo.append(split_of[Q])
+            return resolve(expr, ov)
+
+        for n in range(max((len(a) for _, a in held), default=0)):
+            alternatives.extend(swap(P, alts[n]) for P, alts in held if n < len(alts))
     expr = resolve(expr)
     top = info["splits"][0] if info["splits"] else None
     clear = (top is not None and top.get("split") in ("add", "mul")

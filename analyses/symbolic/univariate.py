@@ -30,6 +30,9 @@ from .library import Primitive
 from .select import choose
 
 TRANSFORMS = ("id", "log", "inv")
+#: runners-up also list every primitive of at most this complexity (x, x^2, 1/x, sqrt, exp,
+#: log, sin, ...) whose fit leaves at most :data:`LOOSE_SHAPE` of the samples' variance
+SIMPLE_COMPLEXITY, LOOSE_SHAPE = 2.0, 1e-2
 
 
 def _transform(name: str, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -51,8 +54,11 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
 
     ``alternatives``: also return, under the info key ``"_alternatives"`` (a list of ``(sympy
     expression, R^2)``, to be popped before the info is serialised), up to that many runners-up: the
-    other fits whose MSE is within the tie band or at most 10x the best, most accurate first.
-    The samples cannot tell these apart from the chosen one; data the caller holds may."""
+    other fits whose MSE is within the tie band or at most 10x the best, most accurate first;
+    then every untransformed fit of a primitive of complexity at most
+    :data:`SIMPLE_COMPLEXITY` with ``1 - R^2 <= LOOSE_SHAPE``. The samples cannot tell the
+    first kind apart from the chosen one, and a network's systematic error can hide the second;
+    data the caller holds may tell them apart."""
 
     xs, ys = xs.double(), ys.double()
     E, P = xs.shape
@@ -121,6 +127,19 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
                 if alt not in seen:
                     seen.add(alt)
                     runners.append((alt, 1.0 - r[2] / var_y if var_y > 0 else 1.0))
+            # the simplest primitives as they are (no transform), whatever their rank, while the
+            # shape is roughly right: a network's error along one line can be systematic and
+            # larger than the gap between the true leaf (x^2) and a flexible imitation
+            loose = LOOSE_SHAPE * var_y
+            for r in sorted(extra[e], key=lambda r: r[2]):
+                kind, (prim, params, square), mse = r
+                if (kind != "id" or square or prim.complexity > SIMPLE_COMPLEXITY
+                        or mse > loose):
+                    continue
+                alt = _expr(kind, prim, params, square, var, float(ys[e, 0]))
+                if alt not in seen:
+                    seen.add(alt)
+                    runners.append((alt, 1.0 - mse / var_y if var_y > 0 else 1.0))
             info["_alternatives"] = runners
         out.append((expr, info))
     return out
