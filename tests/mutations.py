@@ -241,6 +241,23 @@ MUTATIONS = (
       "            return J\n", "            return J.flip(1)\n",
       "the trust-region refit's Jacobian puts each constant's column in the wrong place",
       ("tests/test_symbolic_formula.py",)),
+    M("symbolic-simple-runners-up-skip-the-shape-check", "analyses/symbolic/univariate.py",
+      "                        or mse > loose):\n", "                        or mse > var_y):\n",
+      "simple-primitive runners-up listed whatever their shape (a fit that misses by 100 % too)",
+      ("tests/test_symbolic_arbitration.py",)),
+    M("symbolic-split-runner-up-not-split-down", "analyses/symbolic/structure.py",
+      "                    if Q not in ov:\n", "                    if False:\n",
+      "a split beaten by a generalised block keeps its nested generalised blocks",
+      ("tests/test_symbolic_arbitration.py",)),
+    M("symbolic-lsq-refit-residual-sign", "analyses/symbolic/formula.py",
+      "            r = (fn(*cols, *torch.as_tensor(th, dtype=torch.float64).unbind()) - y).numpy()\n",
+      "            r = (y - fn(*cols, *torch.as_tensor(th, dtype=torch.float64).unbind())).numpy()\n",
+      "the trust-region refit's residual has the wrong sign (its Jacobian is that of fn - y)",
+      ("tests/test_symbolic_arbitration.py",)),
+    M("symbolic-snap-from-the-network-constants", "analyses/symbolic/snap.py",
+      "    if (m := mse(start)) < cur_mse:\n", "    if False:\n",
+      "snapping looks for simple constants near the network's constants, not the data's",
+      ("tests/test_symbolic_arbitration.py",)),
     # -- figures and the command line ----------------------------------------------------------
     M("plot-attention-head-map-transposed", "plotting/attention/draw.py",
       "        return show(ax, row, vmax=vmax, signed=signed)\n",
@@ -281,7 +298,7 @@ def _env(copy: Path) -> dict[str, str]:
 
 def run_pytest(copy: Path, tests: list[str], timeout: float) -> tuple[str, list[str], float]:
     """``("passed" | "failed" | "error", failing test ids, seconds)``."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-n", "0", "-p", "no:cacheprovider",
            "-p", "no:randomly", *tests]
     t0 = time.perf_counter()
     try:
