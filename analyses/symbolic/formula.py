@@ -254,8 +254,8 @@ def refit(expr: Any, syms: Sequence[Any], X: torch.Tensor, target: torch.Tensor,
     theta = opt.x
     after = loss_grad(theta)[0]
     if trust_region and (opt.nit <= 2 or not opt.success) and len(th0) <= 12:
-        # stalled: a first step left the domain (log, sqrt); a trust region (few constants:
-        # its Jacobian costs one backward pass per constant) takes smaller steps
+        # stalled: a first step left the domain (log, sqrt); a trust region takes smaller
+        # steps (few constants only: each step solves a dense least-squares problem in them)
         alt = _trust_region(fn, cols, y, th0, steps)
         if alt is not None and (a := loss_grad(alt)[0]) < after:
             theta, after = alt, a
