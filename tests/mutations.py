@@ -67,6 +67,7 @@ LAND_OLD = "tests/test_landscape_grid.py"
 ATT = "tests/test_attention_independent.py"
 ATT_OLD = "tests/test_attention_stats.py"
 SYM = "tests/test_symbolic_mutation_guards.py"
+BIL = "tests/test_symbolic_bilinear.py"
 PLOTS = "tests/test_plot_content.py"
 CLI = "tests/test_cli_equals_api.py"
 
@@ -258,6 +259,32 @@ MUTATIONS = (
       "    if (m := mse(start)) < cur_mse:\n", "    if False:\n",
       "snapping looks for simple constants near the network's constants, not the data's",
       ("tests/test_symbolic_arbitration.py",)),
+    M("symbolic-bilinear-residual-rank-two", "analyses/symbolic/structure.py",
+      "    return float(torch.linalg.svdvals(dc)[1:].norm()) / cen\n",
+      "    return float(torch.linalg.svdvals(dc)[2:].norm()) / cen\n",
+      "the bilinear residual lets an interaction of rank two through (sin(x + y) passes)",
+      (BIL,)),
+    M("symbolic-bilinear-loose", "analyses/symbolic/structure.py",
+      '            cands["bil"] = (bilinear_residual(F), tol / 3)\n',
+      '            cands["bil"] = (bilinear_residual(F), 30 * tol)\n',
+      "bilinear splits accepted far above the tolerance (a non-separable function gets one)",
+      ("tests/test_symbolic_structure.py", BIL)),
+    M("symbolic-bilinear-anchor-ignored", "analyses/symbolic/structure.py",
+      "            return f(at(Z, C, ca)).double() - f(at(Z, C, ref[C])).double()\n",
+      "            return f(at(Z, C, ca)).double() - f(at(Z, C, ca)).double()\n",
+      "the bilinear split's left factor is differenced at the anchor twice (it vanishes)",
+      (BIL,)),
+    M("symbolic-bilinear-no-gauge", "analyses/symbolic/structure.py",
+      "                if float((A_ - m * D_).norm()) <= tol * float(A_.norm()):\n",
+      "                if False:\n",
+      "a bilinear side that is not affine in its factor is never made additive", (BIL,)),
+    M("symbolic-square-transform-drops-the-sign", "analyses/symbolic/structure.py",
+      '"sq": lambda: sign * sympy.sqrt(g)}', '"sq": lambda: sympy.sqrt(g)}',
+      "the squared-output transform returns the positive root for a negative function",
+      (BIL,)),
+    M("symbolic-monomial-exponent-sign", "analyses/symbolic/additive.py",
+      "        w = w * base ** sympy.nsimplify(e)\n", "        w = w * base ** sympy.nsimplify(-e)\n",
+      "the monomial's formula uses the reciprocal of the exponents it found", (BIL,)),
     # -- figures and the command line ----------------------------------------------------------
     M("plot-attention-head-map-transposed", "plotting/attention/draw.py",
       "        return show(ax, row, vmax=vmax, signed=signed)\n",

@@ -149,11 +149,12 @@ def test_output_transform_finds_a_power_with_a_variable_exponent():
 
 
 def test_output_transform_needs_one_sign():
-    """A function crossing zero gets no log/1-over transform (they would not be defined)."""
+    """A function crossing zero gets no log, 1-over or square transform (the first two would not
+    be defined, the square root would lose the sign)."""
     syms = fm.input_symbols(2)
 
     def oracle(X):
         return X[:, 0] * X[:, 1] + torch.sin(X[:, 0] + X[:, 1])
 
     _, info = separable_formula(oracle, _box([-1, -1], [1, 1]), resolve(None), syms, tol=1e-2)
-    assert [t["applies"] for t in info["output_transforms"]] == [False, False]
+    assert [t["applies"] for t in info["output_transforms"]] == [False, False, False]

@@ -230,6 +230,93 @@ def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence
     return expr, info
 
 
+#: exponents tried per variable (the first variable of the block has exponent 1)
+MONOMIAL_EXPONENTS = (1, -1, 2, -2, 0.5, -0.5)
+
+
+def monomial_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence[int],
+                     library: Sequence[Primitive], syms: Sequence[Any], *,
+                     noise_mse: float = 0.0, n_check: int = 400, degree: int = 8,
+                     alternatives: int = 0) -> tuple[Any | None, dict[str, Any]]:
+    """``g(w)`` with ``w = prod_i x_i^{e_i}`` for the block ``V`` (2 or 3 variables of one sign
+    each, the rest at ``ref``), found from network values alone, or None.
+
+    The generalised-additive case ``h_i = e_i log|x_i|`` (AI Feynman's dimensionless groups:
+    ``x1 x2 / (1 - x1 x2 / 3)``, ``1 / (exp(x1 x2 / x3) - 1)``) without gradients, which a rough
+    network makes too noisy for :func:`generalised_formula`'s gate. For each exponent vector
+    (``e_1 = 1``, the others from :data:`MONOMIAL_EXPONENTS`), the network values on ``n_check``
+    data rows are regressed on a degree-``degree`` polynomial in the standardised ``log w`` and
+    in the standardised ``w``; ``f`` is taken for a function of ``w`` alone when the better
+    leaves at most ``max(10 noise_mse, 1e-4 var f)`` and ten times less than any other exponent
+    vector (a smooth ``f`` is nearly a function of many ``w``). ``g`` is then fitted on those
+    rows
+    (:func:`analyses.symbolic.univariate.fit_univariate`, also through ``log`` and ``1/y``),
+    its constants refitted to the network, and the formula kept only when it matches the network
+    to ``max(10 noise_mse, 1e-6 var f)`` (as :func:`generalised_formula`).
+    ``alternatives``: as in :func:`generalised_formula` (``g``'s runners-up, as fitted).
+    """
+    import itertools
+
+    import sympy
+
+    from .univariate import fit_univariate
+
+    V = list(V)
+    info: dict[str, Any] = {"vars": V}
+    X = X.double()
+    if not 2 <= len(V) <= 3 or not all(bool((X[:, i] > 0).all() | (X[:, i] < 0).all())
+                                        for i in V):
+        return None, {**info, "applies": False}
+    rows = torch.linspace(0, len(X) - 1, min(n_check, len(X))).round().long().unique()
+    Z = ref.repeat(len(rows), 1)
+    Z[:, V] = X[rows][:, V]
+    with torch.no_grad():
+        F = fn(Z).double().reshape(-1)
+    var_f = float(F.var())
+    if not var_f > 0:
+        return None, {**info, "applies": False}
+    floor = max(10.0 * noise_mse, 1e-6 * var_f)
+    logs = torch.log(Z[:, V].abs()).numpy()
+    Fn = F.numpy()
+    scores = []
+    for es in itertools.product(*([(1,)] + [MONOMIAL_EXPONENTS] * (len(V) - 1))):
+        lw = logs @ np.asarray(es, dtype=float)
+        if np.ptp(lw) <= 1e-9:
+            continue
+        res = math.inf
+        for u in (lw, np.exp(lw)):  # smooth in log w or in w
+            t = (u - u.mean()) / u.std()
+            coef = np.polynomial.polynomial.polyfit(t, Fn, degree)
+            res = min(res, float(np.mean((np.polynomial.polynomial.polyval(t, coef) - Fn) ** 2)))
+        scores.append((res, es))
+    scores.sort(key=lambda r: r[0])
+    info["scores"] = [(r, list(es)) for r, es in scores[:3]]
+    if not scores or scores[0][0] > max(floor, 1e-4 * var_f) or (len(scores) > 1
+                                                and scores[0][0] > 0.1 * scores[1][0]):
+        return None, {**info, "applies": True}
+    es = scores[0][1]
+    w = sympy.Integer(1)
+    for i, e in zip(V, es):
+        base = syms[i] if bool((X[:, i] > 0).all()) else -syms[i]
+        w = w * base ** sympy.nsimplify(e)
+    wv = torch.as_tensor(np.exp(logs @ np.asarray(es, dtype=float)))
+    order = torch.argsort(wv)
+    zsym = sympy.Symbol("_w", positive=True)
+    g, gi = fit_univariate(wv[order], F[order], library, zsym, noise_mse=noise_mse,
+                           alternatives=alternatives)
+    alts = [a.xreplace({zsym: w}) for a, _ in gi.pop("_alternatives", [])]
+    expr = fm.refit(fm.fold_pow(g.xreplace({zsym: w})), syms, Z, F, steps=100)
+    with np.errstate(all="ignore"):
+        err = float(((fm.evaluate(expr, syms, Z) - F) ** 2).mean())
+    info.update(applies=True, w=str(w), outer=gi, mse=err)
+    if not math.isfinite(err) or err > floor:
+        info["rejected"] = f"g fits the network to MSE {err:.3g} (bound {floor:.3g})"
+        return None, info
+    if alternatives:
+        info["_alternatives"] = alts
+    return expr, info
+
+
 def _product_form(hs: dict[int, Any], prof: dict[int, tuple[torch.Tensor, np.ndarray]],
                   V: Sequence[int], X: torch.Tensor, syms: Sequence[Any]) -> list[tuple[str, Any]]:
     """Inner variables to try: ``z = sum h_i`` and, when every variable keeps one sign and every
@@ -263,4 +350,5 @@ def _product_form(hs: dict[int, Any], prof: dict[int, tuple[torch.Tensor, np.nda
     return out
 
 
-__all__ = ["derivative_profiles", "generalised_formula", "gradient", "integrate", "pair_residual"]
+__all__ = ["derivative_profiles", "generalised_formula", "gradient", "integrate", "monomial_formula",
+           "pair_residual"]
