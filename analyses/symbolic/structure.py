@@ -58,7 +58,8 @@ not clear, as close with fewer operations). Only when neither exists is the bloc
 it the route, given up.
 
 When the whole set has no clear split, the network's **output transforms** ``log|f|``,
-``1/f`` and ``f^2`` (AI Feynman's; only where ``f`` keeps one sign) are searched for one:
+``1/f`` and ``f^2`` (AI Feynman's; only where ``f`` keeps one sign, and ``f^2`` only when ``f``
+has no product split, which it would merely square) are searched for one:
 ``x1^x2`` has none, but ``log f = x2 log x1`` is a product, so ``f = exp(x2 log x1)``;
 ``sqrt(x1^2/x2^2 - 1/x3^2)`` squared is a sum; the transformed candidate replaces the other only
 by the same closeness rule.
@@ -459,6 +460,11 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
              and top.get("residual", math.inf) <= tol / 3)
     if transforms and len(V) >= 2 and not clear:
         for name in OUTPUT_TRANSFORMS:
+            if name == "sq" and top is not None and top.get("kind") == "mul":
+                # f = g h gives f^2 = g^2 h^2: the same split, nothing new, and a full search
+                info.setdefault("output_transforms", []).append(
+                    {"transform": name, "applies": False, "skipped": "f has a product split"})
+                continue
             cand, tinfo = _transformed_formula(fn, X, ref, name, library, syms, tol=tol,
                                                n_points=n_points, seed=seed,
                                                noise_mse=noise_mse, tol_general=tol_general)
