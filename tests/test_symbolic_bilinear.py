@@ -4,14 +4,13 @@ the structure route, against closed forms and exact recovery."""
 from __future__ import annotations
 
 import numpy as np
-import sympy
 import torch
 
 from analyses.symbolic import formula as fm
 from analyses.symbolic.library import resolve
 from analyses.symbolic.snap import snap
 from analyses.symbolic.structure import bilinear_residual, residuals, separable_formula
-from tests.test_symbolic_structure import LIBRARY, _box, _outer
+from tests.test_symbolic_structure import LIBRARY, _box, _oracle, _outer
 
 
 def test_bilinear_residual_is_zero_for_a_sum_plus_one_product_only():
@@ -27,12 +26,7 @@ def test_bilinear_residual_is_zero_for_a_sum_plus_one_product_only():
 
 
 def _recover(truth: str, lo: list[float], hi: list[float]):
-    syms = fm.input_symbols(len(lo))
-    t = sympy.sympify(truth, locals={s.name: s for s in syms})
-
-    def oracle(X):
-        return fm.evaluate(t, syms, X)
-
+    syms, oracle = _oracle(truth, len(lo))
     X = _box(lo, hi)
     expr, info = separable_formula(oracle, X, resolve(LIBRARY), syms, tol=1e-3)
     assert expr is not None, info

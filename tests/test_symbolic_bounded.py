@@ -223,8 +223,10 @@ def test_a_non_finite_candidate_is_never_returned(monkeypatch):
 
 
 def test_the_deadline_skips_ticks_inside_finalisers():
-    """An Expired raised in a ``__del__`` would be lost ("Exception ignored in ...", a failed
-    test under pytest): the handler recognises the frame and waits for the next tick."""
+    """An Expired raised in a ``__del__`` or a gc callback would be lost ("Exception ignored
+    in ...", a failed test under pytest): the handler recognises the frame and waits for the
+    next tick."""
+    import gc
     import sys
 
     seen = []
@@ -236,3 +238,14 @@ def test_the_deadline_skips_ticks_inside_finalisers():
     Dying()
     assert seen == [True]
     assert not deadline._in_finaliser(sys._getframe())
+
+    def on_gc(phase, info):  # a gc.callbacks function (hypothesis registers one)
+        if phase == "start":
+            seen.append(deadline._in_finaliser(sys._getframe()))
+
+    gc.callbacks.append(on_gc)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(on_gc)
+    assert seen[1:] == [True]

@@ -21,6 +21,13 @@ def _box(lo: list[float], hi: list[float], n: int = 600, seed: int = 0) -> torch
     return lo_t + (hi_t - lo_t) * torch.rand(n, len(lo), generator=g, dtype=torch.float64)
 
 
+def _oracle(truth: str, n: int):
+    """``(x1..xn, f)`` with ``f(X)`` the closed form ``truth`` evaluated row by row."""
+    syms = fm.input_symbols(n)
+    t = sympy.sympify(truth, locals={s.name: s for s in syms})
+    return syms, lambda X: fm.evaluate(t, syms, X)
+
+
 def _outer(f, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     A, B = torch.meshgrid(a, b, indexing="ij")
     return f(A, B)
@@ -64,12 +71,7 @@ LIBRARY = "x,x^2,1/x,sqrt,exp,log,sin,tanh,arctan"
     ("sin(x1) + cos(2*x2)", [-2, -2], [2, 2], {"sin"}),
 ])
 def test_separable_formula_reproduces_closed_form_oracles(truth, lo, hi, leaves):
-    syms = fm.input_symbols(2)
-    t = sympy.sympify(truth, locals={s.name: s for s in syms})
-
-    def oracle(X):
-        return fm.evaluate(t, syms, X)
-
+    syms, oracle = _oracle(truth, 2)
     X = _box(lo, hi)
     expr, info = separable_formula(oracle, X, resolve(LIBRARY), syms, tol=1e-4)
     assert expr is not None, info

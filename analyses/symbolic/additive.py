@@ -257,8 +257,7 @@ def monomial_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence[in
     in the standardised ``w``; ``f`` is taken for a function of ``w`` alone when the better
     leaves at most ``max(10 noise_mse, 1e-4 var f)`` and ten times less than any other exponent
     vector (a smooth ``f`` is nearly a function of many ``w``). ``g`` is then fitted on those
-    rows
-    (:func:`analyses.symbolic.univariate.fit_univariate`, also through ``log`` and ``1/y``),
+    rows (:func:`analyses.symbolic.univariate.fit_univariate`, also through ``log`` and ``1/y``),
     its constants refitted to the network, and the formula kept only when it matches the network
     to ``max(10 noise_mse, 1e-6 var f)`` (as :func:`generalised_formula`).
     ``alternatives``: as in :func:`generalised_formula` (``g``'s runners-up, as fitted).
@@ -299,8 +298,8 @@ def monomial_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence[in
         scores.append((res, es))
     scores.sort(key=lambda r: r[0])
     info["scores"] = [(r, list(es)) for r, es in scores[:3]]
-    if not scores or scores[0][0] > max(floor, 1e-4 * var_f) or (len(scores) > 1
-                                                and scores[0][0] > 0.1 * scores[1][0]):
+    clear = len(scores) < 2 or scores[0][0] <= 0.1 * scores[1][0]
+    if not scores or scores[0][0] > max(floor, 1e-4 * var_f) or not clear:
         return None, {**info, "applies": True}
     es = scores[0][1]
     w = sympy.Integer(1)

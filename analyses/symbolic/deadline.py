@@ -27,6 +27,7 @@ fallback is given); the caller records what happened.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import pickle
@@ -47,13 +48,15 @@ class Expired(BaseException):
 
 
 def _in_finaliser(frame: Any) -> bool:
-    """Whether ``frame`` runs inside a finaliser (``__del__``, a ``weakref`` callback) or an
-    unraisable-exception hook: an exception raised there cannot reach the call, Python prints
-    it as "ignored" (pytest fails the test), so the handler waits for the next tick."""
+    """Whether ``frame`` runs inside a finaliser (``__del__``, a ``weakref`` callback, a
+    ``gc.callbacks`` function such as hypothesis's) or an unraisable-exception hook: an
+    exception raised there cannot reach the call, Python prints it as "ignored" (pytest fails
+    the test), so the handler waits for the next tick."""
+    gc_codes = {getattr(cb, "__code__", None) for cb in gc.callbacks}
     while frame is not None:
         code = frame.f_code
         if code.co_name == "__del__" or "unraisable" in code.co_name \
-                or code.co_filename.endswith("weakref.py"):
+                or code.co_filename.endswith("weakref.py") or code in gc_codes:
             return True
         frame = frame.f_back
     return False

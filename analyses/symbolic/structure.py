@@ -109,13 +109,18 @@ def _grid(fn: Net, ref: torch.Tensor, S: Sequence[int], C: Sequence[int], XS: to
         return fn(X).reshape(n, m).double()
 
 
+def double_centre(F: torch.Tensor) -> torch.Tensor:
+    """``F`` minus its row means and column means, plus its mean (0 for an additive grid)."""
+    return F - F.mean(0, keepdim=True) - F.mean(1, keepdim=True) + F.mean()
+
+
 def residuals(F: torch.Tensor) -> tuple[float, float]:
     """``(r_add, r_mul)`` of an outer-grid matrix ``F`` (definitions in the module docstring)."""
     F = F.double()
     cen = float((F - F.mean()).norm())
     if not math.isfinite(cen) or cen == 0.0:
         return math.inf, math.inf
-    dc = F - F.mean(0, keepdim=True) - F.mean(1, keepdim=True) + F.mean()
+    dc = double_centre(F)
     s = torch.linalg.svdvals(F)
     return float(dc.norm()) / cen, float(s[1:].norm()) / cen
 
@@ -128,8 +133,7 @@ def bilinear_residual(F: torch.Tensor) -> float:
     cen = float((F - F.mean()).norm())
     if not math.isfinite(cen) or cen == 0.0:
         return math.inf
-    dc = F - F.mean(0, keepdim=True) - F.mean(1, keepdim=True) + F.mean()
-    return float(torch.linalg.svdvals(dc)[1:].norm()) / cen
+    return float(torch.linalg.svdvals(double_centre(F))[1:].norm()) / cen
 
 
 def best_split(fn: Net, X: torch.Tensor, ref: torch.Tensor, variables: Sequence[int], *,
@@ -139,10 +143,9 @@ def best_split(fn: Net, X: torch.Tensor, ref: torch.Tensor, variables: Sequence[
 
     Tried: every single variable against the rest, and every bipartition when there are at most
     four variables; of ``kinds`` ("add", "mul", "bil"; a bilinear split only below
-    ``tol / 3``). A bilinear split's
-    ``anchor`` is the grid point ``(x_S', x_C')`` with the largest double difference
-    ``|f(x_S', x_C') - f(x_S', ref_C) - f(ref_S, x_C') + f(ref)|`` (the divisor of the
-    formula, module docstring).
+    ``tol / 3``). A bilinear split's ``anchor`` is the grid point ``(x_S', x_C')`` with the
+    largest double difference ``|f(x_S', x_C') - f(x_S', ref_C) - f(ref_S, x_C') + f(ref)|``
+    (the divisor of the formula, module docstring).
     """
     V = list(variables)
     if len(V) < 2:
@@ -406,9 +409,8 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
                     ir = torch.randperm(len(X), generator=g)[:24]
                     Fa = _grid(f, ref, [v], rest, X[iv][:, [v]], X[ir][:, rest])
                     Fd = _grid(D_fn, ref, [v], rest, X[iv][:, [v]], X[ir][:, rest])
-                    for F_, out in ((Fa, da), (Fd, dd)):
-                        out.append((F_ - F_.mean(0, keepdim=True) - F_.mean(1, keepdim=True)
-                                    + F_.mean()).reshape(-1))
+                    da.append(double_centre(Fa).reshape(-1))
+                    dd.append(double_centre(Fd).reshape(-1))
                 A_, D_ = torch.cat(da), torch.cat(dd)
                 m = float((A_ * D_).sum() / (D_ * D_).sum().clamp_min(1e-300))
                 if float((A_ - m * D_).norm()) <= tol * float(A_.norm()):
@@ -520,4 +522,5 @@ def _transformed_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, name: str,
     return out, info
 
 
-__all__ = ["OUTPUT_TRANSFORMS", "Split", "best_split", "fit_univariate", "residuals", "separable_formula"]
+__all__ = ["OUTPUT_TRANSFORMS", "Split", "best_split", "bilinear_residual", "double_centre",
+           "fit_univariate", "residuals", "separable_formula"]
