@@ -78,6 +78,31 @@ def test_nested_deadlines_never_outlive_the_outer_one():
                          seconds=LONG) == "in+out"
 
 
+def _busy():
+    while True:
+        pass
+
+
+def test_the_budget_counts_cpu_seconds_and_caps_waiting():
+    """Waiting (here: sleeping, as a descheduled process on a loaded machine does) is not
+    computing: a 0.2 s CPU budget lets a call wait 0.4 s, which is under the wall cap; a busy
+    call is cut at its budget; a call that waits past the cap falls back (``_slow``)."""
+    assert deadline.WALL_FACTOR * 0.2 > 0.4 + 0.2
+    assert deadline.call(lambda: time.sleep(0.4) or "waited", seconds=0.2) == "waited"
+    assert deadline.call(_busy, seconds=0.2, fallback="cut") == "cut"
+    assert deadline.call(_slow, seconds=0.2, fallback="capped") == "capped"
+    out = {}
+
+    def worker():  # the forked child: its CPU time from /proc, the same wall cap
+        out["waited"] = deadline.call(lambda: time.sleep(0.4) or "waited", seconds=0.2)
+        out["cut"] = deadline.call(_busy, seconds=0.2, fallback="cut")
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert out == {"waited": "waited", "cut": "cut"}
+
+
 def test_deadline_outside_the_main_thread_uses_a_process():
     out = {}
 

@@ -2,17 +2,24 @@
 
 sympy's ``expand``, ``simplify``, ``count_ops``, printing and ``lambdify`` are unbounded: on a
 large composed formula (a FastKAN with LayerNorm composes every node into every edge's input) a
-single ``expand`` ran for more than 12 minutes. :func:`call` bounds any such step:
+single ``expand`` ran for more than 12 minutes. :func:`call` bounds any such step.
 
-* in the main thread of a POSIX process, an interval timer (``setitimer(ITIMER_REAL)``) raises
-  :class:`Expired` in the running code at the deadline and again every 50 ms until the call has
-  returned (so an ``except`` in library code cannot swallow it for good; a tick that lands in
-  a finaliser is skipped, as an exception there is lost); :class:`Expired` derives from
-  ``BaseException`` for the same reason. Deadlines nest: an inner call never
-  outlives an outer one, and the outer timer is restored afterwards;
+**What is counted.** ``seconds`` is a budget of *CPU* seconds of the calling thread
+(``time.thread_time``), with a wall-clock cap of ``WALL_FACTOR * seconds``. CPU time makes the
+result of a search that is cut short the same on an idle and on a loaded machine (with wall
+time, two other processes on two cores turned exact formulas into fallbacks); the cap still
+bounds a call that waits (sleeps, blocks on I/O) instead of computing, and bounds the wall time
+a user waits to ``WALL_FACTOR`` times the budget on a machine loaded that much.
+
+* in the main thread of a POSIX process, an interval timer (``setitimer(ITIMER_REAL)``) checks
+  both clocks, raises :class:`Expired` in the running code at the deadline and again every
+  50 ms until the call has returned (so an ``except`` in library code cannot swallow it for
+  good; a tick that lands in a finaliser is skipped, as an exception there is lost);
+  :class:`Expired` derives from ``BaseException`` for the same reason. Deadlines nest: an inner
+  call never outlives an outer one, and the outer timer is restored afterwards;
 * elsewhere (another thread, or ``SIGALRM`` already owned by someone else, e.g. a test timeout
-  plugin), the call runs in a forked child process that is terminated at the deadline; its
-  result comes back pickled;
+  plugin), the call runs in a forked child process that is terminated when its CPU time (read
+  from ``/proc`` where there is one) or the wall cap runs out; its result comes back pickled;
 * where neither is available (no ``fork``, e.g. Windows) the call runs without a limit.
 
 A step that times out (or raises) returns ``fallback`` (or raises :class:`Expired` when no
@@ -21,7 +28,9 @@ fallback is given); the caller records what happened.
 >>> import time
 >>> call(lambda: 6 * 7, seconds=1.0)
 42
->>> call(lambda: time.sleep(5) or "late", seconds=0.2, fallback="fallback")
+>>> call(lambda: time.sleep(0.3) or "waited", seconds=0.2)  # waiting is not computing
+'waited'
+>>> call(lambda: time.sleep(5) or "late", seconds=0.2, fallback="fallback")  # the wall cap
 'fallback'
 """
 
@@ -38,7 +47,8 @@ from collections.abc import Callable
 from typing import Any
 
 _RAISE = object()
-_STACK: list[float] = []  # absolute deadlines (time.monotonic()) of the active timer calls
+WALL_FACTOR = 4.0  # the wall-clock cap of a call, in multiples of its CPU budget
+_STACK: list[tuple[float, float]] = []  # (thread CPU, monotonic) deadlines of active timer calls
 _REPEAT = 0.05
 
 
@@ -62,17 +72,34 @@ def _in_finaliser(frame: Any) -> bool:
     return False
 
 
+def _passed() -> bool:
+    """Whether any active deadline has passed, on either clock."""
+    cpu, wall = time.thread_time(), time.monotonic()
+    return any(cpu >= c - 1e-3 or wall >= w - 1e-3 for c, w in _STACK)
+
+
+def _left() -> float:
+    """Wall seconds until the earliest moment a deadline could pass (the thread's CPU clock
+    runs no faster than the wall clock)."""
+    cpu, wall = time.thread_time(), time.monotonic()
+    return min(min(c - cpu, w - wall) for c, w in _STACK)
+
+
 def _handler(signum: int, frame: Any) -> None:
-    if _STACK and time.monotonic() >= min(_STACK) - 1e-3 and not _in_finaliser(frame):
-        raise Expired("deadline exceeded")
+    if not _STACK:
+        return
+    if _passed():
+        if not _in_finaliser(frame):
+            raise Expired("deadline exceeded")
+        return  # the repeating tick comes back in 50 ms
+    _arm()  # waited or was descheduled: look again when the CPU budget could be spent
 
 
 def _arm() -> None:
     if not _STACK:
         signal.setitimer(signal.ITIMER_REAL, 0)
         return
-    left = max(min(_STACK) - time.monotonic(), 1e-3)
-    signal.setitimer(signal.ITIMER_REAL, left, _REPEAT)
+    signal.setitimer(signal.ITIMER_REAL, max(_left(), 1e-3), _REPEAT)
 
 
 def _can_use_timer() -> bool:
@@ -85,7 +112,7 @@ def _can_use_timer() -> bool:
 def _with_timer(fn: Callable[..., Any], seconds: float, args: tuple, kwargs: dict) -> Any:
     previous = signal.getsignal(signal.SIGALRM)
     signal.signal(signal.SIGALRM, _handler)
-    _STACK.append(time.monotonic() + seconds)
+    _STACK.append((time.thread_time() + seconds, time.monotonic() + WALL_FACTOR * seconds))
     try:
         _arm()
         return fn(*args, **kwargs)
@@ -105,15 +132,29 @@ def _child(fn: Callable[..., Any], args: tuple, kwargs: dict, conn: Any) -> None
     conn.close()
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far, from ``/proc``; None where there is
+    no ``/proc`` or the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _with_fork(fn: Callable[..., Any], seconds: float, args: tuple, kwargs: dict) -> Any:
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(fn, args, kwargs, child), daemon=True)
     proc.start()
     child.close()
+    wall_end = time.monotonic() + WALL_FACTOR * seconds
     try:
-        if not parent.poll(seconds):
-            raise Expired("deadline exceeded")
+        while not parent.poll(min(_REPEAT * 2, max(wall_end - time.monotonic(), 0.0))):
+            used = _cpu_seconds(proc.pid)
+            if time.monotonic() >= wall_end or (used is not None and used >= seconds):
+                raise Expired("deadline exceeded")
         status, value = pickle.loads(parent.recv_bytes())
     except EOFError as exc:
         raise Expired("the worker process ended without a result") from exc
@@ -136,13 +177,13 @@ def mode() -> str:
 
 def call(fn: Callable[..., Any], *args: Any, seconds: float | None, fallback: Any = _RAISE,
          **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` if it returns within ``seconds``; else ``fallback`` (or raise
-    :class:`Expired` when no fallback is given). ``seconds=None`` means no limit. With a
-    fallback, an ordinary exception from ``fn`` also yields the fallback."""
+    """``fn(*args, **kwargs)`` if it returns within ``seconds`` CPU seconds (and
+    ``WALL_FACTOR * seconds`` wall seconds); else ``fallback`` (or raise :class:`Expired` when
+    no fallback is given). ``seconds=None`` means no limit. With a fallback, an ordinary
+    exception from ``fn`` also yields the fallback. An enclosing call's deadline stays in force
+    (the timer checks every active deadline)."""
     if seconds is None:
         return fn(*args, **kwargs)
-    if _STACK:  # never outlive an enclosing deadline
-        seconds = min(seconds, max(min(_STACK) - time.monotonic(), 1e-3))
     how = mode()
     try:
         if how == "timer":
@@ -151,7 +192,7 @@ def call(fn: Callable[..., Any], *args: Any, seconds: float | None, fallback: An
             return _with_fork(fn, float(seconds), args, kwargs)
         return fn(*args, **kwargs)
     except Expired:
-        if fallback is _RAISE or (_STACK and time.monotonic() >= min(_STACK)):
+        if fallback is _RAISE or (_STACK and _passed()):
             raise  # no fallback, or an enclosing deadline has passed too: let it unwind
         return fallback
     except Exception:
@@ -160,4 +201,4 @@ def call(fn: Callable[..., Any], *args: Any, seconds: float | None, fallback: An
         return fallback
 
 
-__all__ = ["Expired", "call", "mode"]
+__all__ = ["WALL_FACTOR", "Expired", "call", "mode"]
