@@ -67,6 +67,7 @@ LAND_OLD = "tests/test_landscape_grid.py"
 ATT = "tests/test_attention_independent.py"
 ATT_OLD = "tests/test_attention_stats.py"
 SYM = "tests/test_symbolic_mutation_guards.py"
+DEG = "tests/test_symbolic_degenerate.py"
 BIL = "tests/test_symbolic_bilinear.py"
 PLOTS = "tests/test_plot_content.py"
 CLI = "tests/test_cli_equals_api.py"
@@ -285,6 +286,14 @@ MUTATIONS = (
     M("symbolic-monomial-exponent-sign", "analyses/symbolic/additive.py",
       "        w = w * base ** sympy.nsimplify(e)\n", "        w = w * base ** sympy.nsimplify(-e)\n",
       "the monomial's formula uses the reciprocal of the exponents it found", (BIL,)),
+    M("symbolic-degenerate-no-factorial", "analyses/symbolic/degenerate.py",
+      "            c = complex(d.subs(t, u0).evalf()) / math.factorial(j)\n",
+      "            c = complex(d.subs(t, u0).evalf())\n",
+      "the Taylor polynomial of a degenerate limit leaves out the 1/j! factors", (DEG,)),
+    M("symbolic-degenerate-whole-formula-unchecked", "analyses/symbolic/degenerate.py",
+      "                if v is not None and float(np.abs(v - base).max()) <= limit:\n",
+      "                if v is not None:\n",
+      "every function node is replaced by its linear Taylor polynomial, limit or not", (DEG,)),
     # -- figures and the command line ----------------------------------------------------------
     M("plot-attention-head-map-transposed", "plotting/attention/draw.py",
       "        return show(ax, row, vmax=vmax, signed=signed)\n",

@@ -31,6 +31,7 @@ from inspect_kit.errors import OptionError
 
 from . import deadline
 from . import formula as fm
+from .degenerate import reduce_limits
 from .library import Primitive
 
 
@@ -117,9 +118,32 @@ def edge_route(adapter: Any, edge_map: dict[tuple[int, int, int], Callable], ctx
         r = bounded_refit(o, ctx, k, notes)
         e, did = polish(r, ctx, k, notes)
         e = finite_or_earlier([("polished", e), ("refitted", r), ("composed", o)], ctx, notes)
+        e = without_limits(e, ctx, k, notes)
         final.append(e)
         info.append({"raw": str(o), "snapped": did, "notes": notes})
     return final, info
+
+
+def without_limits(expr: Any, ctx: Context, k: int, notes: list[str]) -> Any:
+    """``expr`` with its degenerate-limit nodes replaced by Taylor polynomials
+    (:func:`analyses.symbolic.degenerate.reduce_limits`), refitted and polished, when that fits
+    as well (:func:`prefer`: no more than twice the error with fewer operations); else ``expr``.
+    Bounded by ``ctx.seconds`` for the reduction."""
+    red = deadline.call(reduce_limits, expr, ctx.syms, ctx.X[ctx.sub], seconds=ctx.seconds,
+                        fallback=expr)
+    if red == expr:
+        return expr
+    sub_notes: list[str] = []
+    r = bounded_refit(red, ctx, k, sub_notes)
+    e, _ = polish(r, ctx, k, sub_notes)
+    e = finite_or_earlier([("polished", e), ("refitted", r)], ctx, sub_notes)
+    has_data = ctx.y_dat is not None
+    new, old = score(e, ctx, k), score(expr, ctx, k)
+    if prefer({"r2": fit_r2(new, has_data), "n_ops": new["n_ops"] or 0},
+              {"r2": fit_r2(old, has_data), "n_ops": old["n_ops"] or 0}):
+        notes.append(f"degenerate limits reduced to Taylor polynomials: {str(expr)[:120]}")
+        return e
+    return expr
 
 
 def finite_or_earlier(stages: list[tuple[str, Any]], ctx: Context, notes: list[str]) -> Any:
@@ -175,6 +199,7 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
     r = bounded_refit(expr, ctx, k, notes)
     e, _ = polish(r, ctx, k, notes)
     e = finite_or_earlier([("polished", e), ("refitted", r), ("constructed", expr)], ctx, notes)
+    e = without_limits(e, ctx, k, notes)
     return e, {"info": info, "formula": str(e), "notes": notes}
 
 
