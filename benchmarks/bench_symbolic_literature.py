@@ -4,8 +4,8 @@ pykan's default pipeline and gplearn, on the same data, in one script.
 Run from the repository root (one core, low priority; resumable, each run appended to ``--out``)::
 
     OMP_NUM_THREADS=1 nice -n 15 python benchmarks/bench_symbolic_literature.py \
-        [--split tune|validation|heldout|blind|blind2|all] [--tools ours,pykan,gplearn] [--seeds 0 1 2] \
-        [--noise 0 1e-3] [--only NAME ...] [--out FILE.jsonl]
+        [--split tune|validation|heldout|blind|blind2|blind3|all] [--tools ours,pykan,gplearn] \
+        [--seeds 0 1 2] [--noise 0 1e-3] [--only NAME ...] [--out FILE.jsonl]
     python benchmarks/bench_symbolic_literature.py --summary FILE.jsonl
 
 **The set** (33 equations, two to four variables, fixed before any tuning):
@@ -28,8 +28,9 @@ blind: :data:`HELDOUT` (11 more Feynman equations, :func:`draw_heldout`) was dra
 next round of changes and is run only once they are frozen. Its misses were read in turn
 (2026-12-01 05:45), so :data:`BLIND` (11 of the rest, :func:`draw_blind`) was drawn before the
 round after. Its misses were read in turn (2026-12-01 10:10), so :data:`BLIND2` (11 of the 18
-left, :func:`draw_blind2`) was drawn before the round after that. ``--split all`` is the 33 plus
-the held-out 11 and the two blind 11s.
+left, :func:`draw_blind2`) was drawn before the round after that; :data:`BLIND3` is the last 7 of the
+pool (fifth session). ``--split all`` is the 33 plus the held-out 11, the two blind 11s and
+the blind 7.
 
 **Data**: per (equation, seed, noise): 1000 training and 1000 test points uniform on the ranges
 (``numpy.random.default_rng([seed, crc32(name)])``); noise ``y += noise * rms(y) * N(0, 1)``
@@ -208,18 +209,32 @@ def draw_blind2() -> tuple[str, ...]:
 
 
 BLIND2 = draw_blind2()
+
+
+def draw_blind3() -> tuple[str, ...]:
+    """A fifth validation set: the 7 pool equations in none of the other sets, fixed 2026-12-01
+    13:05 UTC (fifth session) after two of its changes (CPU-time deadlines, degenerate limits)
+    and before any other; run only after the code froze."""
+    return tuple(sorted(set(POOL) - set(FEYNMAN_DRAWN) - set(HELDOUT) - set(BLIND) - set(BLIND2)))
+
+
+BLIND3 = draw_blind3()
 EQUATIONS = {**{k: POOL[k] for k in FEYNMAN_DRAWN}, **BENCH, **{k: POOL[k] for k in HELDOUT},
-             **{k: POOL[k] for k in BLIND}, **{k: POOL[k] for k in BLIND2}}
+             **{k: POOL[k] for k in BLIND}, **{k: POOL[k] for k in BLIND2},
+             **{k: POOL[k] for k in BLIND3}}
 assert draw() == (tuple(sorted(FEYNMAN_DRAWN)), VALIDATION), "the drawn set changed"
 assert BLIND == ("I.15.1", "I.15.3t", "I.34.8", "I.43.43", "II.6.15b", "II.8.31", "III.15.27",
                  "III.17.37", "III.21.20", "III.4.33", "III.8.54"), "the blind set changed"
 assert BLIND2 == ("I.14.4", "I.18.12", "I.27.6", "I.34.1", "I.47.23", "I.48.2", "II.13.17",
                   "II.27.18", "II.34.2", "II.37.1", "III.10.19"), "the second blind set changed"
+assert BLIND3 == ("I.10.7", "I.12.4", "I.39.22", "II.11.28", "II.38.3", "II.6.11", "III.7.38"), \
+    "the third blind set changed"
 
 
 def split_of(name: str) -> str:
     return ("validation" if name in VALIDATION else "heldout" if name in HELDOUT
-            else "blind" if name in BLIND else "blind2" if name in BLIND2 else "tune")
+            else "blind" if name in BLIND else "blind2" if name in BLIND2
+            else "blind3" if name in BLIND3 else "tune")
 
 
 # ------------------------------------------------------------------------------------- data
@@ -429,7 +444,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
              "median CPU s |", "|---|---|---|---|---|---|---|"]
     keys = sorted({(r["tool"], r["noise"]) for r in rows})
     for tool, noise in keys:
-        for sp in ("tune", "validation", "heldout", "blind", "blind2", "all"):
+        for sp in ("tune", "validation", "heldout", "blind", "blind2", "blind3", "all"):
             rs = [r for r in rows if r["tool"] == tool and r["noise"] == noise
                   and (sp == "all" or r["split"] == sp)]
             if not rs:
@@ -462,7 +477,7 @@ def per_equation(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--split", choices=("tune", "validation", "heldout", "blind", "blind2", "all"),
+    ap.add_argument("--split", choices=("tune", "validation", "heldout", "blind", "blind2", "blind3", "all"),
                     default="tune")
     ap.add_argument("--tools", default="ours,pykan,gplearn")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
