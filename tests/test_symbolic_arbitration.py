@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 import sympy
 import torch
 
@@ -222,3 +223,29 @@ def test_snap_looks_for_simple_constants_near_what_the_data_say():
     y = X[:, 0] * X[:, 1]
     out = snap(sympy.Float(0.987) * x1 * x2, [x1, x2], X, y, 0.987 * y)
     assert sympy.simplify(out - x1 * x2) == 0, out
+
+
+@pytest.mark.parametrize("truth,lo,hi,terms", [
+    ("w**4 - w**3", -1.0, 1.0, "x^3+x^4"),  # Nguyen-12's x1 leaf: poly3 cannot, x^4 imitates
+    ("w + 2*sqrt(w)", 1.0, 5.0, "x+sqrt"),  # I.37.4's leaf at a fixed cos(x3)
+    ("3*exp(w) - w**2 + 1", 0.0, 2.0, "x^2+exp"),
+])
+def test_a_leaf_that_is_a_sum_of_two_primitives_is_found(truth, lo, hi, terms):
+    """Closed forms that no single primitive ``c f(a x + b) + d`` is: the two-term leaf is
+    chosen and equals the truth to rounding (the constants are snapped later)."""
+    var = sympy.Symbol("w")
+    t = sympy.sympify(truth, locals={"w": var})
+    x = torch.linspace(lo, hi, 201, dtype=torch.float64)
+    y = torch.as_tensor(sympy.lambdify(var, t, "numpy")(x.numpy()), dtype=torch.float64)
+    expr, info = fit_univariate(x, y, resolve(None), var)
+    assert info["function"] == terms
+    X = torch.linspace(lo, hi, 57, dtype=torch.float64)[:, None]
+    torch.testing.assert_close(fm.evaluate(expr, [var], X), fm.evaluate(t, [var], X),
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_a_single_primitive_beats_a_two_term_leaf_that_only_ties():
+    """``x^2`` and ``x^2 + 0 x`` fit equally: the simpler single primitive stays."""
+    var = sympy.Symbol("w")
+    x = torch.linspace(-1.0, 1.0, 201, dtype=torch.float64)
+    assert fit_univariate(x, 3 * x**2 + 1, resolve(None), var)[1]["function"] == "x^2"

@@ -195,7 +195,7 @@ def generalised_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, V: Sequence
     zsym = sympy.Symbol("_z", real=True)
     zs, Fs, kept = [], [], []
     for label, zexpr in inner:
-        zf = sympy.lambdify([syms[i] for i in V], zexpr, "numpy")
+        zf = sympy.lambdify([syms[i] for i in V], zexpr, ["scipy", "numpy"])
         with np.errstate(all="ignore"):
             zv = np.asarray(zf(*[Z[:, i].numpy() for i in V]), dtype=float) * np.ones(len(Z))
         if not np.isfinite(zv).all() or np.ptp(zv) <= 0:
