@@ -80,7 +80,10 @@ def symbolic(
         snap: snap constants to simple values when it does not hurt the fit (only for outputs
             whose refitted formula already has R^2 >= ``snap_min_r2`` against the data).
         sympy_seconds: time limit of every symbolic step (composition, refits, snapping,
-            evaluation, the exact check); ``simplify_seconds`` that of each ``sympy.simplify``.
+            evaluation, the exact check), in CPU seconds of the calling thread with a wall cap
+            of :data:`analyses.symbolic.deadline.WALL_FACTOR` times it (so a loaded machine
+            gives the same formula, later); the structure search gets four times it;
+            ``simplify_seconds`` is the limit of each ``sympy.simplify``.
     """
     from inspect_kit.kan import adapter_for
     from inspect_kit.kan.attribution import attribute

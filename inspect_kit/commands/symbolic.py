@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how an edge's primitive is chosen on its Pareto front")
     parser.add_argument("--sympy-seconds", type=float, default=20.0, metavar="S",
                         help="time limit of every symbolic step (composition, refits, snapping, "
-                             "the exact check); a step that runs longer falls back (20)")
+                             "the exact check), in CPU seconds with a wall-clock cap of 4x; a "
+                             "step that runs longer falls back; the structure search gets 4x (20)")
     add_output_args(parser)
     deprecated(parser, "--max-samples", "--samples", "samples", type=int)
 
