@@ -168,6 +168,10 @@ def finite_or_earlier(stages: list[tuple[str, Any]], ctx: Context, notes: list[s
 #: this many times the network's own relative error on the data (true symmetries of the
 #: benchmark KANs: 0.65-1.64 times; false ones from 4 times)
 SYMMETRY_FACTOR = 2.5
+#: the search on the original variables is skipped when the reduced formula leaves at most this
+#: fraction of the network's own unexplained variance on the data (a formula only as good as
+#: the network can be an imitation: II.11.27's reduced search returned one at R^2 0.99998)
+EXACT_GAIN = 1e-2
 
 
 def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive], seed: int,
@@ -178,8 +182,8 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
     only through ``x_i - x_j``, ``x_i + x_j``, ``x_i / x_j`` or ``x_i x_j``, to
     :data:`SYMMETRY_FACTOR` times its own relative error), the search also runs on the reduced
     variables first; the search on the original variables runs too unless the reduced formula
-    fits the data at least as well as the network does, and the better of the two polished
-    formulas is returned (:func:`prefer`)."""
+    leaves at most :data:`EXACT_GAIN` of the network's unexplained variance on the data, and
+    the better of the two polished formulas is returned (:func:`prefer`)."""
     from .symmetry import reduce_all
 
     has_data = ctx.y_dat is not None
@@ -219,8 +223,8 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
         if best is None or best[0] is None or prefer(out["_score"], best[1]["_score"]):
             best = (e, out)
         if name == "reduced" and has_data and out["_score"]["r2"] is not None \
-                and out["_score"]["r2"] >= r2_net:
-            break  # fits the data as well as the network does: no need for the direct search
+                and 1.0 - out["_score"]["r2"] <= EXACT_GAIN * (1.0 - r2_net):
+            break  # fits the data far better than the network does: the direct search is moot
     e, out = best
     out.pop("_score", None)
     if len(runs) > 1:
