@@ -12,15 +12,12 @@ from analyses.symbolic import formula as fm
 from analyses.symbolic import routes as rt
 from analyses.symbolic import symmetry as sy
 from analyses.symbolic.library import resolve
-
-
-def _box(lo, hi, n: int = 600, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    lo_t, hi_t = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
-    return lo_t + (hi_t - lo_t) * torch.rand(n, len(lo), generator=g, dtype=torch.float64)
+from tests.test_symbolic_structure import _box
 
 
 def _oracle(truth: str, n: int):
+    """``(x1..xn, the closed form, f)``: :func:`tests.test_symbolic_structure._oracle` that also
+    returns the expression."""
     syms = fm.input_symbols(n)
     t = sympy.sympify(truth, locals={s.name: s for s in syms})
     return syms, t, (lambda X: fm.evaluate(t, syms, X))
