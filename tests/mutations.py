@@ -68,6 +68,8 @@ ATT = "tests/test_attention_independent.py"
 ATT_OLD = "tests/test_attention_stats.py"
 SYM = "tests/test_symbolic_mutation_guards.py"
 DEG = "tests/test_symbolic_degenerate.py"
+ARB = "tests/test_symbolic_arbitration.py"
+SYMM = "tests/test_symbolic_symmetry.py"
 BIL = "tests/test_symbolic_bilinear.py"
 PLOTS = "tests/test_plot_content.py"
 CLI = "tests/test_cli_equals_api.py"
@@ -238,7 +240,7 @@ MUTATIONS = (
     M("symbolic-arbitration-keeps-the-network-choice", "analyses/symbolic/routes.py",
       "    if not decisive:\n", "    if True:\n",
       "the data never overrule the network's choice of leaf or outer function",
-      ("tests/test_symbolic_arbitration.py",)),
+      (ARB,)),
     M("symbolic-trust-region-jacobian-columns-swapped", "analyses/symbolic/formula.py",
       "            return J\n", "            return J.flip(1)\n",
       "the trust-region refit's Jacobian puts each constant's column in the wrong place",
@@ -246,20 +248,20 @@ MUTATIONS = (
     M("symbolic-simple-runners-up-skip-the-shape-check", "analyses/symbolic/univariate.py",
       "                        or mse > loose):\n", "                        or mse > var_y):\n",
       "simple-primitive runners-up listed whatever their shape (a fit that misses by 100 % too)",
-      ("tests/test_symbolic_arbitration.py",)),
+      (ARB,)),
     M("symbolic-split-runner-up-not-split-down", "analyses/symbolic/structure.py",
       "                    if Q not in ov:\n", "                    if False:\n",
       "a split beaten by a generalised block keeps its nested generalised blocks",
-      ("tests/test_symbolic_arbitration.py",)),
+      (ARB,)),
     M("symbolic-lsq-refit-residual-sign", "analyses/symbolic/formula.py",
       "            r = (fn(*cols, *torch.as_tensor(th, dtype=torch.float64).unbind()) - y).numpy()\n",
       "            r = (y - fn(*cols, *torch.as_tensor(th, dtype=torch.float64).unbind())).numpy()\n",
       "the trust-region refit's residual has the wrong sign (its Jacobian is that of fn - y)",
-      ("tests/test_symbolic_arbitration.py",)),
+      (ARB,)),
     M("symbolic-snap-from-the-network-constants", "analyses/symbolic/snap.py",
       "    if (m := mse(start)) < cur_mse:\n", "    if False:\n",
       "snapping looks for simple constants near the network's constants, not the data's",
-      ("tests/test_symbolic_arbitration.py",)),
+      (ARB,)),
     M("symbolic-bilinear-residual-rank-two", "analyses/symbolic/structure.py",
       "    return float(torch.linalg.svdvals(double_centre(F))[1:].norm()) / cen\n",
       "    return float(torch.linalg.svdvals(double_centre(F))[2:].norm()) / cen\n",
@@ -297,16 +299,16 @@ MUTATIONS = (
     M("symbolic-two-term-no-offset", "analyses/symbolic/univariate.py",
       "            A = torch.stack([cols[names[a]], cols[names[b]], torch.ones_like(xv)], 1)\n",
       "            A = torch.stack([cols[names[a]], cols[names[b]], torch.zeros_like(xv)], 1)\n",
-      "two-term leaves are fitted without their constant", ("tests/test_symbolic_arbitration.py",)),
+      "two-term leaves are fitted without their constant", (ARB,)),
     M("symbolic-two-term-free-complexity", "analyses/symbolic/univariate.py",
       "        out.append((expr, mse, cx[na] + cx[nb], f\"{na}+{nb}\"))\n",
       "        out.append((expr, mse, 1.0, f\"{na}+{nb}\"))\n",
-      "a two-term leaf costs no more than the simplest primitive", ("tests/test_symbolic_arbitration.py",)),
+      "a two-term leaf costs no more than the simplest primitive", (ARB,)),
     M("symbolic-symmetry-sum-as-diff", "analyses/symbolic/symmetry.py",
       "        sign = 1.0 if s.kind == \"diff\" else -1.0  # x_j = sign (x_i - w)\n",
       "        sign = 1.0  # x_j = sign (x_i - w)\n",
       "the reduced function puts x_j = x_i - w for a sum symmetry too (off the curve)",
-      ("tests/test_symbolic_symmetry.py",)),
+      (SYMM,)),
     # -- figures and the command line ----------------------------------------------------------
     M("plot-attention-head-map-transposed", "plotting/attention/draw.py",
       "        return show(ax, row, vmax=vmax, signed=signed)\n",

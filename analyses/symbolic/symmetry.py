@@ -1,9 +1,10 @@
 """Two-variable symmetries of a network: ``f`` depends on ``x_i, x_j`` only through one
 combination ``w``, which then replaces them (Udrescu & Tegmark 2020, "AI Feynman", sec. 2.4:
-translational and scaling symmetry; here tested on gradients instead of shifted evaluations).
+translational and scaling symmetry, tested like theirs on values before and after a move).
 
 For a pair ``(i, j)`` and each kind, ``f`` depends on ``(x_i, x_j)`` only through ``w`` iff the
-derivative along the curves of constant ``w`` vanishes:
+derivative along the curves of constant ``w`` vanishes (the definition; the test below
+compares values, not derivatives):
 
 =========  ================  =====================================================
 kind        ``w``             invariance (zero for every input)
