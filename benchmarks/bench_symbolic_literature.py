@@ -4,7 +4,8 @@ pykan's default pipeline and gplearn, on the same data, in one script.
 Run from the repository root (one core, low priority; resumable, each run appended to ``--out``)::
 
     OMP_NUM_THREADS=1 nice -n 15 python benchmarks/bench_symbolic_literature.py \
-        [--split tune|validation|heldout|blind|blind2|blind3|all] [--tools ours,pykan,gplearn] \
+        [--split tune|validation|heldout|blind|blind2|blind3|blind4|all] \
+        [--tools ours,pykan,gplearn] \
         [--seeds 0 1 2] [--noise 0 1e-3] [--only NAME ...] [--out FILE.jsonl]
     python benchmarks/bench_symbolic_literature.py --summary FILE.jsonl
 
@@ -28,9 +29,10 @@ blind: :data:`HELDOUT` (11 more Feynman equations, :func:`draw_heldout`) was dra
 next round of changes and is run only once they are frozen. Its misses were read in turn
 (2026-12-01 05:45), so :data:`BLIND` (11 of the rest, :func:`draw_blind`) was drawn before the
 round after. Its misses were read in turn (2026-12-01 10:10), so :data:`BLIND2` (11 of the 18
-left, :func:`draw_blind2`) was drawn before the round after that; :data:`BLIND3` is the last 7 of the
-pool (fifth session). ``--split all`` is the 33 plus the held-out 11, the two blind 11s and
-the blind 7.
+left, :func:`draw_blind2`) was drawn before the round after that; :data:`BLIND3` is the last 7
+of the pool (fifth session). The pool used up, :data:`BLIND4` (sixth session) is every 2-4
+variable equation of five more benchmark sets (:data:`NEW_SOURCES`). ``--split all`` is the 33
+plus the held-out 11, the two blind 11s, the blind 7 and the blind 19.
 
 **Data**: per (equation, seed, noise): 1000 training and 1000 test points uniform on the ranges
 (``numpy.random.default_rng([seed, crc32(name)])``); noise ``y += noise * rms(y) * N(0, 1)``
@@ -161,6 +163,38 @@ BENCH: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
     "Keijzer-14": ("Keijzer", "8/(2 + x1**2 + x2**2)", ((-3, 3), (-3, 3))),
     "Keijzer-15": ("Keijzer", "x1**3/5 + x2**3/2 - x2 - x1", ((-3, 3), (-3, 3))),
 }
+#: Sixth session's blind set (fixed 2026-12-01 15:55 UTC, before any change of that session): every
+#: two-to-four-variable equation of the Keijzer (2003), Vladislavleva et al. (2009), Jin et al.
+#: (2019), Livermore (Petersen et al. 2021) and Pagie & Hogeweg (1997) sets on its published range,
+#: except exact duplicates of an equation above (Keijzer-10 = Nguyen-11, Jin-5 = Keijzer-13) and
+#: the Korns set (its range [-50, 50] leaves sqrt and log undefined).
+NEW_SOURCES: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
+    "Keijzer-5": ("Keijzer", "30*x1*x3/((x1 - 10)*x2**2)", ((-1, 1), (1, 2), (-1, 1))),
+    "Keijzer-12": ("Keijzer", "x1**4 - x1**3 + x2**2/2 - x2", ((-3, 3), (-3, 3))),
+    "Vladislavleva-1": ("Vladislavleva", "exp(-(x1 - 1)**2)/(6/5 + (x2 - 5/2)**2)",
+                        ((0.3, 4), (0.3, 4))),
+    "Vladislavleva-3": ("Vladislavleva", "exp(-x1)*x1**3*cos(x1)*sin(x1)*(cos(x1)*sin(x1)**2 - 1)"
+                        "*(x2 - 5)", ((0.05, 10), (0.05, 10.05))),
+    "Vladislavleva-5": ("Vladislavleva", "30*(x1 - 1)*(x3 - 1)/(x2**2*(x1 - 10))",
+                        ((0.05, 2), (1, 2), (0.05, 2))),
+    "Vladislavleva-6": ("Vladislavleva", "6*sin(x1)*cos(x2)", ((0.1, 5.9), (0.1, 5.9))),
+    "Vladislavleva-7": ("Vladislavleva", "(x1 - 3)*(x2 - 3) + 2*sin((x1 - 4)*(x2 - 4))",
+                        ((0.05, 6.05), (0.05, 6.05))),
+    "Vladislavleva-8": ("Vladislavleva", "((x1 - 3)**4 + (x2 - 3)**3 - (x2 - 3))/((x2 - 2)**4 + 10)",
+                        ((0.05, 6.05), (0.05, 6.05))),
+    "Jin-1": ("Jin", "5*x1**4/2 - 13*x1**3/10 + x2**2/2 - 17*x2/10", ((-3, 3), (-3, 3))),
+    "Jin-2": ("Jin", "8*x1**2 + 8*x2**3 - 15", ((-3, 3), (-3, 3))),
+    "Jin-3": ("Jin", "x1**3/5 + 3*x2**3/2 - 6*x2/5 - x1/2", ((-3, 3), (-3, 3))),
+    "Jin-4": ("Jin", "3*exp(x1)/2 + 5*cos(x2)", ((-3, 3), (-3, 3))),
+    "Jin-6": ("Jin", "27*x1*x2/20 + 11*sin((x1 - 1)*(x2 - 1))/2", ((-3, 3), (-3, 3))),
+    "Livermore-5": ("Livermore", "x1**4 - x1**3 + x1**2 - x2", ((0, 1), (0, 1))),
+    "Livermore-10": ("Livermore", "6*sin(x1)*cos(x2)", ((0, 1), (0, 1))),
+    "Livermore-11": ("Livermore", "x1**2*x2**2/(x1 + x2)", ((-1, 1), (-1, 1))),
+    "Livermore-12": ("Livermore", "x1**5/x2**3", ((-1, 1), (-1, 1))),
+    "Livermore-17": ("Livermore", "4*sin(x1)*cos(x2)", ((0, 1), (0, 1))),
+    "Pagie-1": ("Pagie", "1/(1 + x1**(-4)) + 1/(1 + x2**(-4))", ((-5, 5), (-5, 5))),
+}
+BLIND4 = tuple(sorted(NEW_SOURCES))
 FEYNMAN_DRAWN = ("I.12.2", "I.15.3x", "I.16.6", "I.18.4", "I.29.16", "I.30.3", "I.30.5", "I.32.5",
                  "I.34.14", "I.37.4", "I.38.12", "I.39.1", "I.39.11", "I.6.2b", "II.10.9",
                  "II.11.27", "II.15.4", "II.27.16", "II.34.11", "II.34.2a", "II.38.14", "II.4.23",
@@ -221,7 +255,7 @@ def draw_blind3() -> tuple[str, ...]:
 BLIND3 = draw_blind3()
 EQUATIONS = {**{k: POOL[k] for k in FEYNMAN_DRAWN}, **BENCH, **{k: POOL[k] for k in HELDOUT},
              **{k: POOL[k] for k in BLIND}, **{k: POOL[k] for k in BLIND2},
-             **{k: POOL[k] for k in BLIND3}}
+             **{k: POOL[k] for k in BLIND3}, **NEW_SOURCES}
 assert draw() == (tuple(sorted(FEYNMAN_DRAWN)), VALIDATION), "the drawn set changed"
 assert BLIND == ("I.15.1", "I.15.3t", "I.34.8", "I.43.43", "II.6.15b", "II.8.31", "III.15.27",
                  "III.17.37", "III.21.20", "III.4.33", "III.8.54"), "the blind set changed"
@@ -234,7 +268,7 @@ assert BLIND3 == ("I.10.7", "I.12.4", "I.39.22", "II.11.28", "II.38.3", "II.6.11
 def split_of(name: str) -> str:
     return ("validation" if name in VALIDATION else "heldout" if name in HELDOUT
             else "blind" if name in BLIND else "blind2" if name in BLIND2
-            else "blind3" if name in BLIND3 else "tune")
+            else "blind3" if name in BLIND3 else "blind4" if name in BLIND4 else "tune")
 
 
 # ------------------------------------------------------------------------------------- data
@@ -444,7 +478,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
              "median CPU s |", "|---|---|---|---|---|---|---|"]
     keys = sorted({(r["tool"], r["noise"]) for r in rows})
     for tool, noise in keys:
-        for sp in ("tune", "validation", "heldout", "blind", "blind2", "blind3", "all"):
+        for sp in ("tune", "validation", "heldout", "blind", "blind2", "blind3", "blind4", "all"):
             rs = [r for r in rows if r["tool"] == tool and r["noise"] == noise
                   and (sp == "all" or r["split"] == sp)]
             if not rs:
@@ -477,7 +511,8 @@ def per_equation(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--split", choices=("tune", "validation", "heldout", "blind", "blind2", "blind3", "all"),
+    ap.add_argument("--split", choices=("tune", "validation", "heldout", "blind", "blind2", "blind3",
+                                        "blind4", "all"),
                     default="tune")
     ap.add_argument("--tools", default="ours,pykan,gplearn")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
