@@ -64,7 +64,7 @@ LIBRARY = "x,x^2,1/x,sqrt,exp,log,sin,tanh,arctan"
 
 @pytest.mark.parametrize("truth, lo, hi, leaves", [
     ("x1*x2", [-1, -1], [1, 1], {"x"}),
-    ("x1/x2", [-1, 0.5], [1, 2], {"x"}),  # 1/x2 as the inverse of a line (simpler than 1/x)
+    ("x1/x2", [-1, 0.5], [1, 2], {"x", "1/x"}),  # 1/x (2), not the inverse of a line (1 + 2)
     # 33 s: the same route as the other cases, an outer function as in test_symbolic_generalise
     pytest.param("exp(sin(pi*x1) + x2**2)", [-1, -1], [1, 1], {"sin", "x^2"},
                  marks=pytest.mark.slow),

@@ -301,7 +301,7 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
                 info["leaves"].append({"var": i, "function": "constant"})
                 return sympy.Float(float(ys.mean()))
             expr, leaf = fit_univariate(xs, ys, library, syms[i], noise_mse=noise_mse,
-                                        alternatives=8 if want else 0)
+                                        alternatives=LEAF_ALTERNATIVES if want else 0)
             alts = [a for a, _ in leaf.pop("_alternatives", [])]
             info["leaves"].append({"var": i, **leaf})
             return hold(expr, alts)
@@ -481,6 +481,9 @@ def separable_formula(fn: Net, X: torch.Tensor, library: Sequence[Primitive], sy
 #: split of ``T(f)`` gives ``f = T^{-1}(formula of T(f))`` (``exp(x2 log x1)`` = ``x1^x2``;
 #: ``f^2 = x1^2/x2^2 - 1/x3^2`` gives ``sqrt(x1^2/x2^2 - 1/x3^2)``).
 OUTPUT_TRANSFORMS = ("log", "inv", "sq")
+#: runners-up per one-variable leaf handed to the data's arbitration (half the most accurate,
+#: half the simplest, :func:`analyses.symbolic.univariate.fit_univariate_batch`)
+LEAF_ALTERNATIVES = 24
 
 
 def _transformed_formula(fn: Net, X: torch.Tensor, ref: torch.Tensor, name: str,

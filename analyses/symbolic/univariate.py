@@ -10,6 +10,7 @@ squared input adds 2 to the complexity, ``x^2``'s own)
 and scored by its mean squared error against ``y``. The simplest whose MSE is at most
 ``max(2 MSE_best, noise_mse)`` (+1e-10 var y) wins. ``noise_mse``: the error the samples carry
 (the network's MSE on the data); differences below it cannot justify a more complex primitive,
+and a transform adds its outer operation's complexity (:data:`TRANSFORM_COST`);
 here or inside ``choose`` (its ``err_floor``, propagated through the transform's derivative).
 
 All rows of one transform are fitted in one batched pass.
@@ -30,6 +31,11 @@ from .library import Primitive
 from .select import choose
 
 TRANSFORMS = ("id", "log", "inv")
+#: what a transform adds to a fit's complexity: the outer operation it puts back (``exp`` for
+#: ``log``, ``1/u`` for ``inv``, each at its library complexity), as the squared input adds
+#: ``x^2``'s. Free transforms let ``exp(c (x + b)^4)`` (log transform of ``x^4``, 3) undercut
+#: the Lorentz factor ``1/sqrt(1 - x^2)`` (``1/sqrt`` of ``x^2``, 4) on a network's samples.
+TRANSFORM_COST = {"id": 0.0, "log": 2.0, "inv": 2.0}
 #: runners-up also list every primitive of at most this complexity (x, x^2, 1/x, sqrt, exp,
 #: log, sin, ...) whose fit leaves at most :data:`LOOSE_SHAPE` of the samples' variance
 SIMPLE_COMPLEXITY, LOOSE_SHAPE = 2.0, 1e-2
@@ -54,11 +60,11 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
 
     ``alternatives``: also return, under the info key ``"_alternatives"`` (a list of ``(sympy
     expression, R^2)``, to be popped before the info is serialised), up to that many runners-up: the
-    other fits whose MSE is within the tie band or at most 10x the best, most accurate first;
-    then every untransformed fit of a primitive of complexity at most
-    :data:`SIMPLE_COMPLEXITY` with ``1 - R^2 <= LOOSE_SHAPE``. The samples cannot tell the
-    first kind apart from the chosen one, and a network's systematic error can hide the second;
-    data the caller holds may tell them apart."""
+    other fits whose MSE is at most 10x the best, the most accurate and the simplest
+    (complexity with :data:`TRANSFORM_COST`) in turn; then every untransformed fit of a
+    primitive of complexity at most :data:`SIMPLE_COMPLEXITY` with ``1 - R^2 <= LOOSE_SHAPE``.
+    The samples cannot tell the first kind apart from the chosen one, and a network's systematic
+    error can hide the second; data the caller holds may tell them apart."""
 
     xs, ys = xs.double(), ys.double()
     E, P = xs.shape
@@ -99,14 +105,17 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
                         mse = float(((pred - ys[e].numpy()) ** 2).mean())
                     if math.isfinite(mse):
                         params = dict(zip("abcd", (float(v) for v in table.params[r, k])))
-                        extra[e].append((name, (prim, params, square), mse))
+                        cx = (float(prim.complexity) + (2.0 if square else 0.0)
+                              + TRANSFORM_COST[name])
+                        extra[e].append((name, (prim, params, square), mse, cx))
         for r, e in enumerate(rows):
             row = chosen[r]
             prim = next(p for p in library if p.name == row["function"])
             expr = _expr(name, prim, row["params"], square, var, float(ys[e, 0]), row.get("poly"))
             mse = _mse(expr, var, xs[e], ys[e])
             results[e].append((name, expr, mse,
-                               float(row["complexity"]) + (2.0 if square else 0.0),
+                               float(row["complexity"]) + (2.0 if square else 0.0)
+                               + TRANSFORM_COST[name],
                                row["function"] + ("(x^2)" if square else "")))
     for e in range(E):
         for expr, mse, cx, label in _two_terms(xs[e], ys[e], library, var):
@@ -122,8 +131,13 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
         if alternatives > 0:
             band = max(10.0 * best, noise_mse) + 1e-10 * var_y
             runners, seen = [], {expr}
-            for r in sorted(results[e] + extra[e], key=lambda r: r[2]):
-                if len(runners) >= alternatives or r[2] > band:
+            cands = [r for r in results[e] + extra[e] if r[2] <= band]
+            by_mse = sorted(cands, key=lambda r: r[2])
+            by_cx = sorted(cands, key=lambda r: (r[3], r[2]))
+            # the most accurate and the simplest in turn: on a network's samples dozens of
+            # flexible forms tie, and accuracy alone would crowd out a simple true form
+            for r in (r for pair in zip(by_mse, by_cx) for r in pair):
+                if len(runners) >= alternatives:
                     break
                 alt = (_expr(r[0], *r[1], var, float(ys[e, 0])) if isinstance(r[1], tuple)
                        else r[1])
@@ -135,7 +149,7 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
             # larger than the gap between the true leaf (x^2) and a flexible imitation
             loose = LOOSE_SHAPE * var_y
             for r in sorted(extra[e], key=lambda r: r[2]):
-                kind, (prim, params, square), mse = r
+                kind, (prim, params, square), mse, _ = r
                 if (kind != "id" or square or prim.complexity > SIMPLE_COMPLEXITY
                         or mse > loose):
                     continue
