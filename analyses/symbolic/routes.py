@@ -283,6 +283,12 @@ FULL_REFITS = 6
 DECISIVE = 1e-2
 
 
+#: fits whose data MSE is within this many standard errors of the best one's (an MSE of ``n``
+#: residuals at the noise floor has relative standard error ``sqrt(2 / n)``) are ties for
+#: :func:`arbitrate`, settled by the number of operations
+NOISE_BAND = 2.0
+
+
 def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[str, Any]]]:
     """The candidate the *data* prefer among formulas the network could not tell apart.
 
@@ -290,14 +296,17 @@ def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[st
     trust-region steps on up to 256 of the ``ctx.sub`` rows), then fully
     (``ctx.refit_steps`` on ``ctx.sub``) for the :data:`FULL_REFITS` best and for the
     network's own choice (candidate 0). The MSE against the targets is taken on every fitting
-    input. The network's choice stands unless a runner-up's MSE is at most :data:`DECISIVE`
-    times its own; among such runners-up the one with the fewest operations within
-    ``2 MSE_best + 1e-12 var(y)`` wins, ties to the first.
+    input. When a runner-up's MSE is at most :data:`DECISIVE` times the network choice's,
+    the one with the fewest operations among such runners-up within ``2 MSE_best + 1e-12
+    var(y)`` wins, ties to the first. Otherwise the fully refitted candidate with the fewest
+    operations whose MSE is within :data:`NOISE_BAND` standard errors of the best,
+    ``MSE <= MSE_best (1 + NOISE_BAND sqrt(2/n))`` over ``n`` inputs, wins, ties to the first
+    (the network's choice): a difference the noise can explain buys no operations.
 
     A network carries its own error, so an imitation (``exp(1/sqrt(a x1^2/x2^2 + b))``) can
     match it as well as the true form (``exp(atanh(x2/x1))``). Noise-free data separate the
-    two by orders of magnitude; on noisy data both reach the noise floor and the network's
-    choice is kept. Returns the winning candidate as it came in (refitted to the network
+    two by orders of magnitude; on noisy data both reach the noise floor, and the one with
+    fewer operations is kept. Returns the winning candidate as it came in (refitted to the network
     later, like any other) and a record per candidate. Every refit runs within
     ``ctx.seconds``.
     """
@@ -326,8 +335,18 @@ def arbitrate(cands: list[Any], ctx: Context, k: int) -> tuple[Any, list[dict[st
     decisive = [r for r in full[1:] if math.isfinite(r["mse_data"])
                 and (not math.isfinite(base) or r["mse_data"] <= DECISIVE * base)]
     if not decisive:
-        rows[0]["chosen"] = True
-        return cands[0], rows
+        # nothing decisive: among the fits the data cannot tell apart from the best (noise),
+        # the fewest operations, the network's choice on ties
+        finite = [r for r in full if math.isfinite(r["mse_data"])]
+        if not finite:
+            rows[0]["chosen"] = True
+            return cands[0], rows
+        best = min(r["mse_data"] for r in finite)
+        band = best * (1.0 + NOISE_BAND * math.sqrt(2.0 / max(1, len(y)))) + 1e-12 * var_y
+        win = min((r for r in finite if r["mse_data"] <= band),
+                  key=lambda r: (r["n_ops"], r["candidate"]))
+        win["chosen"] = True
+        return cands[win["candidate"]], rows
     best = min(r["mse_data"] for r in decisive)
     ok = [r for r in decisive if r["mse_data"] <= 2.0 * best + 1e-12 * var_y]
     win = min(ok, key=lambda r: (r["n_ops"], r["candidate"]))
