@@ -112,3 +112,17 @@ def test_a_non_separable_function_gives_no_candidate():
                                    tol=1e-3, tol_general=0.03)
     assert expr is None
     assert info["splits"][0]["split"] is None and info["splits"][0]["general"]["residual"] > 0.1
+
+
+def test_flat_derivative_profiles_form_no_product():
+    """Every profile ``h_i' = 0`` (an input the block ignores along the probe) passes the
+    ``c_i / x_i`` shape test with ``c_i = 0``: the product form must not divide by the pivot
+    (a ZeroDivisionError ended the structure search on I.37.4's scaled form)."""
+    from analyses.symbolic.additive import _product_form
+
+    syms = fm.input_symbols(2)
+    X = 1 + torch.rand(50, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    a = torch.linspace(1.0, 2.0, 20, dtype=torch.float64)
+    prof = {0: (a, np.zeros(20)), 1: (a, np.zeros(20))}
+    out = _product_form({0: syms[0], 1: syms[1]}, prof, [0, 1], X, syms)
+    assert [name for name, _ in out] == ["sum"]

@@ -111,3 +111,59 @@ def test_the_structure_route_prefers_the_reduced_formula():
     e, info = rt.structure_route(_Closed(f), ctx, 0, resolve(None), 0)
     assert info["symmetries"][0]["kind"] == "ratio"
     assert e == truth, e
+
+
+@pytest.mark.parametrize("truth,pair,power", [
+    ("x1*x2/sqrt(1 - x2**2/x3**2)", (1, 2), 1.0),  # I.15.1's form, degree 1 in (x2, x3)
+    ("x1*x3**2/sqrt(1 - x2**2/x3**2)", (1, 2), 2.0),  # I.48.2's, degree 2
+    ("x1 + x2 + 2*sqrt(x1*x2)*cos(x3)", (0, 1), 1.0),  # I.37.4's, degree 1 in (x1, x2)
+    ("exp(x1/x3)/x3**(3/2) + 1", None, None),  # homogeneous only after removing the 1
+])
+def test_scalings_are_found_with_their_degree_where_they_hold(truth, pair, power):
+    """The degree is read from values along rays inside the box: ``f(l x_i, l x_j) = l^p f``."""
+    _, _, f = _oracle(truth, 3)
+    X = _box([1.0, 1.0, 3.0], [2.0, 2.0, 10.0] if "x3**2" in truth else [2.0, 2.0, 5.0])
+    found = [s for s in sy.find_scalings(f, X) if s.residual < 1e-9]
+    if pair is None:
+        assert not found and min(s.residual for s in sy.find_scalings(f, X)) > 1e-3
+        return
+    assert [(s.i, s.j, s.power) for s in found] == [(*pair, power)]
+
+
+def test_a_scaling_taken_out_is_exact_inside_the_box_both_ways():
+    """``f = factor * h(x1, x2/x3)`` on every data row, for either variable taken out, and
+    ``h`` evaluates the network only inside the box; the simpler way comes first
+    (``x2 h(w)`` with ``h = x1/sqrt(1 - w^2)``, one leaf; ``x3 h'(w)`` needs ``w/sqrt(1 - w^2)``)."""
+    syms, truth, f = _oracle("x1*x2/sqrt(1 - x2**2/x3**2)", 3)
+    X = _box([1.0, 1.0, 3.0], [5.0, 2.0, 10.0])
+    lo, hi = X.min(0).values, X.max(0).values
+    seen = []
+
+    def net(Z):
+        seen.append(Z.clone())
+        return f(Z)
+
+    runs = sy.scale_all(net, X, list(syms), resolve(None), tol=1e-6)
+    assert [str(r[3]) for r in runs] == ["x2", "x3"]
+    for fs, Xs, exprs, factor, s in runs:
+        assert s.power == 1.0 and Xs.shape[1] == 2
+        assert sympy.simplify(exprs[1] - syms[1] / syms[2]) == 0
+        seen.clear()
+        h = fs(Xs)
+        assert all(bool(((Z >= lo - 1e-12) & (Z <= hi + 1e-12)).all()) for Z in seen)
+        fac = fm.evaluate(factor, list(syms), X)
+        torch.testing.assert_close(fac * h, f(X), rtol=1e-9, atol=0)
+
+
+def test_the_structure_route_finds_a_form_through_its_scaling():
+    """``x1 + x2 + 2 sqrt(x1 x2) cos(x3)`` (I.37.4) has no separable split and no two-variable
+    symmetry, but is ``x2 (w + 1 + 2 sqrt(w) cos(x3))`` with ``w = x1/x2``: a bilinear block."""
+    syms, truth, f = _oracle("x1 + x2 + 2*sqrt(x1*x2)*cos(x3)", 3)
+    X = _box([1.0, 1.0, 1.0], [5.0, 5.0, 5.0], n=800)
+    y = f(X).reshape(-1, 1)
+    ctx = rt.Context(list(syms), X, y.clone(), y.clone(), torch.arange(0, 800, 2), 20.0, 5.0,
+                     60, True, 0.999)
+    e, info = rt.structure_route(_Closed(f), ctx, 0, resolve(None), 0)
+    assert info["symmetries"][-1]["power"] == 1.0, info
+    box = torch.stack([X.min(0).values, X.max(0).values], 1).numpy()
+    assert fm.exact_match(e, truth, list(syms), box)["exact"], e

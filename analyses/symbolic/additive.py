@@ -345,6 +345,8 @@ def _product_form(hs: dict[int, Any], prof: dict[int, tuple[torch.Tensor, np.nda
             return out
         coef[i] = c
     piv = max(coef, key=lambda i: abs(coef[i]))
+    if not abs(coef[piv]) > 0:  # every profile flat: no product to form
+        return out
     w = sympy.Integer(1)
     for i in V:
         fr = _snap_ratio(coef[i] / coef[piv])

@@ -181,10 +181,13 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
     When the network has two-variable symmetries (:mod:`.symmetry`: it depends on ``x_i, x_j``
     only through ``x_i - x_j``, ``x_i + x_j``, ``x_i / x_j`` or ``x_i x_j``, to
     :data:`SYMMETRY_FACTOR` times its own relative error), the search also runs on the reduced
-    variables first; the search on the original variables runs too unless the reduced formula
+    variables first. When the (reduced) network is then homogeneous of a nonzero degree ``p``
+    in a pair (``f(l x_i, l x_j) = l^p f``, :func:`analyses.symbolic.symmetry.scale_all`),
+    the search runs on ``f / x_i^p`` and on ``f / x_j^p`` as functions of ``x_i / x_j`` too.
+    The search on the original variables runs last. The runs stop at the first formula that
     leaves at most :data:`EXACT_GAIN` of the network's unexplained variance on the data, and
-    the better of the two polished formulas is returned (:func:`prefer`)."""
-    from .symmetry import reduce_all
+    the best polished formula is returned (:func:`prefer`)."""
+    from .symmetry import reduce_all, scale_all
 
     has_data = ctx.y_dat is not None
     target = ctx.target(k)
@@ -203,14 +206,19 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
     reduced = deadline.call(reduce_all, net, ctx.X, ctx.syms, tol=sym_tol, seconds=ctx.seconds,
                             fallback=None)
     runs = []
-    if reduced is not None and reduced[3]:
-        fr, Xr, exprs, applied = reduced
-        runs.append(("reduced", fr, Xr, exprs, [dataclasses.asdict(a) for a in applied]))
-    runs.append(("direct", net, ctx.X, list(ctx.syms), []))
+    fr, Xr, exprs, applied = reduced if reduced is not None else (net, ctx.X, list(ctx.syms), [])
+    if applied:
+        runs.append(("reduced", fr, Xr, exprs, [dataclasses.asdict(a) for a in applied], None))
+    scaled = deadline.call(scale_all, fr, Xr, exprs, lib, tol=sym_tol, seconds=ctx.seconds,
+                           fallback=[]) if Xr.shape[1] > 1 else []
+    for n, (fs, Xs, exprs_s, factor, sc) in enumerate(scaled):
+        runs.append((f"scaled{n + 1}", fs, Xs, exprs_s,
+                     [dataclasses.asdict(a) for a in applied] + [dataclasses.asdict(sc)], factor))
+    runs.append(("direct", net, ctx.X, list(ctx.syms), [], None))
     best: tuple[Any, dict[str, Any]] | None = None
     tried = {}
-    for name, fn, X, exprs, applied in runs:
-        e, out = _structure_search(fn, X, exprs, ctx, k, lib, seed, tol, noise)
+    for name, fn, X, exprs, applied, factor in runs:
+        e, out = _structure_search(fn, X, exprs, ctx, k, lib, seed, tol, noise, factor)
         if applied:
             out["symmetries"] = applied
         tried[name] = {"formula": out.get("formula"), "error": out.get("error")}
@@ -222,7 +230,7 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
         out["_score"] = {"r2": fit_r2(sc, has_data), "n_ops": sc["n_ops"] or 0}
         if best is None or best[0] is None or prefer(out["_score"], best[1]["_score"]):
             best = (e, out)
-        if name == "reduced" and has_data and out["_score"]["r2"] is not None \
+        if name != "direct" and has_data and out["_score"]["r2"] is not None \
                 and 1.0 - out["_score"]["r2"] <= EXACT_GAIN * (1.0 - r2_net):
             break  # fits the data far better than the network does: the direct search is moot
     e, out = best
@@ -234,9 +242,10 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
 
 def _structure_search(fn: Callable, X: torch.Tensor, exprs: list[Any], ctx: Context, k: int,
                       lib: Sequence[Primitive], seed: int, tol: float, noise: float,
-                      ) -> tuple[Any, dict[str, Any]]:
+                      factor: Any = None) -> tuple[Any, dict[str, Any]]:
     """:func:`analyses.symbolic.structure.separable_formula` of ``fn`` on data ``X`` whose
-    columns are the expressions ``exprs`` of the inputs, then arbitration, refit and polish."""
+    columns are the expressions ``exprs`` of the inputs (times ``factor`` when the network is
+    ``factor * fn``), then arbitration, refit and polish."""
     import sympy
 
     from .structure import separable_formula
@@ -262,6 +271,8 @@ def _structure_search(fn: Callable, X: torch.Tensor, exprs: list[Any], ctx: Cont
     if back:
         expr = expr.xreplace(back)
         variants = [v.xreplace(back) for v in variants]
+    if factor is not None:
+        expr, variants = factor * expr, [factor * v for v in variants]
     if variants:
         expr, info["arbitration"] = arbitrate([expr, *variants[:MAX_VARIANTS]], ctx, k)
     expr = deadline.call(lambda: fm.fold_scale(fm.fold_pow(fm.fold_exp(expr))),

@@ -171,4 +171,129 @@ def reduce_all(fn: Net, X: torch.Tensor, syms: Sequence[Any], *, tol: float = 0.
     return fn, X, exprs, applied
 
 
-__all__ = ["KINDS", "Symmetry", "find", "reduce", "reduce_all"]
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+    """``f(l x_i, l x_j) = l^power f(x_i, x_j)`` for every ``l``: ``f`` is ``x_d^power`` times
+    a function of ``w = x_i / x_j`` (and the other inputs), ``d`` = ``divide`` (``i`` or
+    ``j``; :func:`scale_out`)."""
+
+    i: int
+    j: int
+    power: float
+    residual: float
+    divide: int = -1
+
+
+#: scaling degrees are snapped to this grid (half-integers) and kept up to this magnitude
+POWER_STEP, MAX_POWER = 0.5, 4.0
+
+
+def find_scalings(fn: Net, X: torch.Tensor, *, rows: int = 512) -> list[Scaling]:
+    """Every pair with both inputs of one sign whose network is homogeneous of a nonzero
+    degree ``p`` (a multiple of :data:`POWER_STEP`, ``|p| <= MAX_POWER``) in the pair: AI
+    Feynman's scaling test extended to a degree (Udrescu & Tegmark 2020, sec. 2.4; degree 0 is
+    the ``ratio`` symmetry). Each row moves along its ray ``x -> l x`` in the ``(x_i, x_j)``
+    plane to the middle of the ray's part inside the box (as ``ratio`` moves it); ``p`` is the
+    least-squares slope of ``log(f(moved) / f)`` on ``log l``, snapped; the residual is
+    ``rms(f(moved) - l^p f) / std f``. Needs ``f`` of one sign on the rows. Smallest residual
+    first.
+
+    >>> X = 1 + 4 * torch.rand(300, 3, dtype=torch.float64,
+    ...                         generator=torch.Generator().manual_seed(0))
+    >>> f = lambda Z: Z[:, 1] ** 2 * torch.exp(Z[:, 0] / Z[:, 1]) + Z[:, 2]
+    >>> [(s.i, s.j, s.power) for s in find_scalings(lambda Z: f(Z) - Z[:, 2], X)][:1]
+    [(0, 1, 2.0)]
+    """
+    X = X.double()
+    n = X.shape[1]
+    idx = torch.linspace(0, len(X) - 1, min(rows, len(X))).round().long().unique()
+    Z = X[idx]
+    lo, hi = X.min(0).values, X.max(0).values
+    with torch.no_grad():
+        F = fn(Z).double().reshape(-1)
+    scale = float(F.std())
+    if n < 2 or not (scale > 0 and (bool((F > 0).all()) or bool((F < 0).all()))):
+        return []
+    out = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            if not (_one_sign(float(lo[i]), float(hi[i])) and _one_sign(float(lo[j]), float(hi[j]))):
+                continue
+            xi, xj = _inside(Symmetry(i, j, "ratio", math.inf), Z[:, i] / Z[:, j], lo, hi)
+            lam = xj / Z[:, j]
+            Zm = Z.clone()
+            Zm[:, i], Zm[:, j] = xi, xj
+            with torch.no_grad():
+                Fm = fn(Zm).double().reshape(-1)
+            ll, lf = torch.log(lam), torch.log(Fm / F)
+            if not (bool(torch.isfinite(lf).all()) and float(ll.abs().mean()) > 0.05):
+                continue
+            p = float((ll * lf).sum() / (ll * ll).sum())
+            p = POWER_STEP * round(p / POWER_STEP)
+            if p == 0 or abs(p) > MAX_POWER:
+                continue
+            res = float(torch.sqrt(((Fm - lam**p * F) ** 2).mean())) / scale
+            if math.isfinite(res):
+                out.append(Scaling(i, j, p, res))
+    return sorted(out, key=lambda s: (s.residual, s.i, s.j))
+
+
+def scale_out(fn: Net, X: torch.Tensor, s: Scaling) -> tuple[Net, torch.Tensor, list[int]]:
+    """``f / x_d^p`` as a function of the inputs with ``w = x_i / x_j`` in column ``i`` and
+    column ``j`` removed (``d = s.divide``), evaluated where :func:`reduce` evaluates a
+    ``ratio`` (inside the box); the reduced data; the original column of each reduced one."""
+    r = Symmetry(s.i, s.j, "ratio", s.residual)
+    fr, Xr, keep = reduce(fn, X, r)
+    lo, hi = X.double().min(0).values, X.double().max(0).values
+    col_w = keep.index(s.i)
+
+    def fs(Zr: torch.Tensor) -> torch.Tensor:
+        xi, xj = _inside(r, Zr.double()[:, col_w], lo, hi)
+        return fr(Zr) / (xi if s.divide == s.i else xj) ** s.power
+
+    return fs, Xr, keep
+
+
+def scale_all(fn: Net, X: torch.Tensor, exprs: Sequence[Any], library: Sequence[Any], *,
+              tol: float = 0.02, points: int = 200,
+              ) -> list[tuple[Net, torch.Tensor, list[Any], Any, Scaling]]:
+    """The best scaling below ``tol`` (:func:`find_scalings`) taken out, then the symmetries
+    it opens (:func:`reduce_all`), both ways: a list of ``(function, data, column expressions,
+    factor, scaling)`` with ``f = factor * function`` (``factor = x_d^p`` in the expressions
+    of ``exprs``); empty when no scaling holds. ``x_j^p h(w) = x_i^p w^-p h(w)``: which of
+    the two leaves the simpler function of ``w`` is a property of the formula (``x1 x2 /
+    sqrt(1 - x2^2/x3^2)`` wants ``x2`` out, ``x1 x3^2 / sqrt(1 - x2^2/x3^2)`` wants
+    ``x3^2``), so both are returned, first the one whose profile along ``w`` (the other
+    inputs at their medians) the library fits with the lower complexity, then the higher R^2
+    (:func:`analyses.symbolic.univariate.fit_univariate`)."""
+    import sympy
+
+    from .univariate import fit_univariate
+
+    found = [s for s in find_scalings(fn, X) if s.residual <= tol]
+    if not found:
+        return []
+    s0 = found[0]
+    out = []
+    for d in (s0.j, s0.i):
+        s = dataclasses.replace(s0, divide=d)
+        fs, Xr, keep = scale_out(fn, X, s)
+        col = keep.index(s.i)
+        Zr = Xr.median(0).values.repeat(points, 1)
+        Zr[:, col] = torch.linspace(float(Xr[:, col].min()), float(Xr[:, col].max()), points,
+                                    dtype=torch.float64)
+        with torch.no_grad():
+            y = fs(Zr).double().reshape(-1)
+        if not bool(torch.isfinite(y).all()):
+            continue
+        _, info = fit_univariate(Zr[:, col], y, library, sympy.Symbol("w"))
+        factor = exprs[s.divide] ** sympy.nsimplify(s.power)
+        cols = [exprs[s.i] / exprs[s.j] if c == s.i else exprs[c] for c in keep]
+        fn2, X2, cols2, _ = reduce_all(fs, Xr, cols, tol=tol)
+        out.append(((float(info["complexity"]), -float(info["r2"])),
+                    (fn2, X2, cols2, factor, s)))
+    return [run for _, run in sorted(out, key=lambda o: o[0])]
+
+
+__all__ = ["KINDS", "Scaling", "Symmetry", "find", "find_scalings", "reduce", "reduce_all",
+           "scale_all", "scale_out"]
