@@ -117,6 +117,7 @@ def test_the_structure_route_prefers_the_reduced_formula():
     ("x1*x2/sqrt(1 - x2**2/x3**2)", (1, 2), 1.0),  # I.15.1's form, degree 1 in (x2, x3)
     ("x1*x3**2/sqrt(1 - x2**2/x3**2)", (1, 2), 2.0),  # I.48.2's, degree 2
     ("x1 + x2 + 2*sqrt(x1*x2)*cos(x3)", (0, 1), 1.0),  # I.37.4's, degree 1 in (x1, x2)
+    ("x1**(3/2)*exp(-x1/x2)*x3", (0, 1), 1.5),  # a half-integer degree
     ("exp(x1/x3)/x3**(3/2) + 1", None, None),  # homogeneous only after removing the 1
 ])
 def test_scalings_are_found_with_their_degree_where_they_hold(truth, pair, power):

@@ -29,6 +29,11 @@ segment of the curve ``w = const`` that lies inside the box (for a network that 
 every point of the curve gives the same value). Found symmetries apply in turn (``x1 x2 / x3``:
 ``prod`` then ``ratio``), :func:`reduce_all`.
 
+A **scaling** of degree ``p`` (:func:`find_scalings`) is the ``ratio`` test with a factor:
+``f(l x_i, l x_j) = l^p f(x_i, x_j)``, so ``f = x_j^p h(x_i / x_j)`` (I.15.1's
+``x1 x2 / sqrt(1 - x2^2/x3^2)``, I.37.4's ``x1 + x2 + 2 sqrt(x1 x2) cos x3``); degree 0 is
+the ratio symmetry. :func:`scale_all` takes ``x_i^p`` or ``x_j^p`` out.
+
 >>> import torch
 >>> X = 1 + 4 * torch.rand(200, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 >>> f = lambda Z: torch.cos(Z[:, 0] - Z[:, 1]) * Z[:, 2]
