@@ -164,7 +164,8 @@ def test_the_structure_route_finds_a_form_through_its_scaling():
     y = f(X).reshape(-1, 1)
     ctx = rt.Context(list(syms), X, y.clone(), y.clone(), torch.arange(0, 800, 2), 20.0, 5.0,
                      60, True, 0.999)
-    e, info = rt.structure_route(_Closed(f), ctx, 0, resolve(None), 0)
+    lib = resolve(("x", "x^2", "sqrt", "1/x", "exp", "log", "sin"))  # the route, not the library
+    e, info = rt.structure_route(_Closed(f), ctx, 0, lib, 0)
     assert info["symmetries"][-1]["power"] == 1.0, info
     box = torch.stack([X.min(0).values, X.max(0).values], 1).numpy()
     assert fm.exact_match(e, truth, list(syms), box)["exact"], e
