@@ -4,7 +4,7 @@ pykan's default pipeline and gplearn, on the same data, in one script.
 Run from the repository root (one core, low priority; resumable, each run appended to ``--out``)::
 
     OMP_NUM_THREADS=1 nice -n 15 python benchmarks/bench_symbolic_literature.py \
-        [--split tune|validation|heldout|blind|blind2|blind3|blind4|all] \
+        [--split tune|validation|heldout|blind|blind2|blind3|blind4|blind5|all] \
         [--tools ours,pykan,gplearn] \
         [--seeds 0 1 2] [--noise 0 1e-3] [--only NAME ...] [--out FILE.jsonl]
     python benchmarks/bench_symbolic_literature.py --summary FILE.jsonl
@@ -31,8 +31,9 @@ next round of changes and is run only once they are frozen. Its misses were read
 round after. Its misses were read in turn (2026-12-01 10:10), so :data:`BLIND2` (11 of the 18
 left, :func:`draw_blind2`) was drawn before the round after that; :data:`BLIND3` is the last 7
 of the pool (fifth session). The pool used up, :data:`BLIND4` (sixth session) is every 2-4
-variable equation of five more benchmark sets (:data:`NEW_SOURCES`). ``--split all`` is the 33
-plus the held-out 11, the two blind 11s, the blind 7 and the blind 19.
+variable equation of five more benchmark sets (:data:`NEW_SOURCES`); :data:`BLIND5` (seventh
+session) is the ODE-Strogatz set (:data:`STROGATZ`). ``--split all`` is the 33 plus the held-out
+11, the two blind 11s, the blind 7, the blind 19 and the blind 14.
 
 **Data**: per (equation, seed, noise): 1000 training and 1000 test points uniform on the ranges
 (``numpy.random.default_rng([seed, crc32(name)])``); noise ``y += noise * rms(y) * N(0, 1)``
@@ -195,6 +196,29 @@ NEW_SOURCES: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
     "Pagie-1": ("Pagie", "1/(1 + x1**(-4)) + 1/(1 + x2**(-4))", ((-5, 5), (-5, 5))),
 }
 BLIND4 = tuple(sorted(NEW_SOURCES))
+#: Seventh session's blind set (fixed 2026-12-01 18:45 UTC, before any change of that session):
+#: the 14 right-hand sides of the ODE-Strogatz set (La Cava et al. 2016; in SRBench, La Cava et
+#: al. 2021), two-state systems from Strogatz's *Nonlinear Dynamics and Chaos* with decimal
+#: constants (0.5, 0.05, 0.075, 0.1), which no set above uses. Their published data are
+#: trajectories; here each is sampled uniformly on a box around its trajectories, chosen to keep
+#: poles (glider2's 1/v, shearflow1's cot) outside. vdp2 ignores its second input.
+STROGATZ: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
+    "bacres1": ("Strogatz", "20 - x1 - x1*x2/(1 + x1**2/2)", ((1, 6), (1, 10))),
+    "bacres2": ("Strogatz", "10 - x1*x2/(1 + x1**2/2)", ((1, 6), (1, 10))),
+    "barmag1": ("Strogatz", "sin(x1 - x2)/2 - sin(x1)", ((-2, 2), (-2, 2))),
+    "barmag2": ("Strogatz", "sin(x2 - x1)/2 - sin(x2)", ((-2, 2), (-2, 2))),
+    "glider1": ("Strogatz", "-x1**2/20 - sin(x2)", ((0.5, 4), (-2, 2))),
+    "glider2": ("Strogatz", "x1 - cos(x2)/x1", ((0.5, 4), (-2, 2))),
+    "lv1": ("Strogatz", "3*x1 - 2*x1*x2 - x1**2", ((0, 3), (0, 3))),
+    "lv2": ("Strogatz", "2*x2 - x1*x2 - x2**2", ((0, 3), (0, 3))),
+    "predprey1": ("Strogatz", "x1*(4 - x1 - x2/(1 + x1))", ((0, 4), (0, 4))),
+    "predprey2": ("Strogatz", "x2*(x1/(1 + x1) - 3*x2/40)", ((0, 4), (0, 4))),
+    "shearflow1": ("Strogatz", "cos(x1)/tan(x2)", ((-3, 3), (0.3, 2.8))),
+    "shearflow2": ("Strogatz", "(cos(x2)**2 + sin(x2)**2/10)*sin(x1)", ((-3, 3), (-3, 3))),
+    "vdp1": ("Strogatz", "10*(x2 - (x1**3 - x1)/3)", ((-2.5, 2.5), (-3, 3))),
+    "vdp2": ("Strogatz", "-x1/10", ((-2.5, 2.5), (-3, 3))),
+}
+BLIND5 = tuple(sorted(STROGATZ))
 FEYNMAN_DRAWN = ("I.12.2", "I.15.3x", "I.16.6", "I.18.4", "I.29.16", "I.30.3", "I.30.5", "I.32.5",
                  "I.34.14", "I.37.4", "I.38.12", "I.39.1", "I.39.11", "I.6.2b", "II.10.9",
                  "II.11.27", "II.15.4", "II.27.16", "II.34.11", "II.34.2a", "II.38.14", "II.4.23",
@@ -255,7 +279,7 @@ def draw_blind3() -> tuple[str, ...]:
 BLIND3 = draw_blind3()
 EQUATIONS = {**{k: POOL[k] for k in FEYNMAN_DRAWN}, **BENCH, **{k: POOL[k] for k in HELDOUT},
              **{k: POOL[k] for k in BLIND}, **{k: POOL[k] for k in BLIND2},
-             **{k: POOL[k] for k in BLIND3}, **NEW_SOURCES}
+             **{k: POOL[k] for k in BLIND3}, **NEW_SOURCES, **STROGATZ}
 assert draw() == (tuple(sorted(FEYNMAN_DRAWN)), VALIDATION), "the drawn set changed"
 assert BLIND == ("I.15.1", "I.15.3t", "I.34.8", "I.43.43", "II.6.15b", "II.8.31", "III.15.27",
                  "III.17.37", "III.21.20", "III.4.33", "III.8.54"), "the blind set changed"
@@ -268,7 +292,8 @@ assert BLIND3 == ("I.10.7", "I.12.4", "I.39.22", "II.11.28", "II.38.3", "II.6.11
 def split_of(name: str) -> str:
     return ("validation" if name in VALIDATION else "heldout" if name in HELDOUT
             else "blind" if name in BLIND else "blind2" if name in BLIND2
-            else "blind3" if name in BLIND3 else "blind4" if name in BLIND4 else "tune")
+            else "blind3" if name in BLIND3 else "blind4" if name in BLIND4
+            else "blind5" if name in BLIND5 else "tune")
 
 
 # ------------------------------------------------------------------------------------- data
@@ -478,7 +503,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
              "median CPU s |", "|---|---|---|---|---|---|---|"]
     keys = sorted({(r["tool"], r["noise"]) for r in rows})
     for tool, noise in keys:
-        for sp in ("tune", "validation", "heldout", "blind", "blind2", "blind3", "blind4", "all"):
+        for sp in ("tune", "validation", "heldout", "blind", "blind2", "blind3", "blind4", "blind5", "all"):
             rs = [r for r in rows if r["tool"] == tool and r["noise"] == noise
                   and (sp == "all" or r["split"] == sp)]
             if not rs:
@@ -512,7 +537,7 @@ def per_equation(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", choices=("tune", "validation", "heldout", "blind", "blind2", "blind3",
-                                        "blind4", "all"),
+                                        "blind4", "blind5", "all"),
                     default="tune")
     ap.add_argument("--tools", default="ours,pykan,gplearn")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
