@@ -168,6 +168,25 @@ def test_transforms_cost_their_outer_operation():
     assert (info["function"], info["transform"], info["complexity"]) == ("gaussian", "id", 3.0)
 
 
+@pytest.mark.parametrize("rel", [1e-4, 1e-3])
+def test_a_transformed_fit_is_judged_and_refined_on_y_itself(rel):
+    """``1/(exp(w/(2 pi)) - 1)`` (Bose-Einstein, Feynman III.4.32's outer function) spans four
+    orders of magnitude on [0.04, 25]. The ``inv`` transform fits ``exp(w/(2 pi)) - 1`` in
+    ``1/y``, where a sample's weight ignores that near the pole a small error in ``1/y`` is a
+    large one in ``y``: with the samples ``rel`` off, the offset came out -0.99955 and the fit
+    4 % off at ``w = 0.04``, and a Laurent imitation ``c w + d + e/w`` won. Refined on ``y``
+    (Levenberg-Marquardt), the inverse exponential is chosen with offset -1 to within ``rel``."""
+    x = torch.linspace(0.04, 25, 201, dtype=torch.float64)
+    y = 1 / (torch.exp(x / (2 * math.pi)) - 1) * (1 + rel * torch.sin(2 * x))
+    var = fm.input_symbols(1)[0]
+    expr, info = fit_univariate(x, y, resolve(None), var)
+    assert (info["function"], info["transform"]) == ("exp", "inv"), expr
+    inner = sympy.expand(1 / expr)  # c exp(a w) + d
+    d = float(sum(t for t in inner.args if t.is_number))
+    assert abs(d + 1) < 3 * rel, expr
+    assert info["r2"] > 1 - rel, info
+
+
 def test_a_parabola_hidden_by_a_systematic_error_is_still_a_runner_up():
     """A network's error along one line can be systematic: here x^2 with a wiggle of 2 % of its
     range makes flexible imitations fit the samples far better than any parabola (over 10x the

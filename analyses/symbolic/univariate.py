@@ -12,6 +12,10 @@ and scored by its mean squared error against ``y``. The simplest whose MSE is at
 (the network's MSE on the data); differences below it cannot justify a more complex primitive,
 and a transform adds its outer operation's complexity (:data:`TRANSFORM_COST`);
 here or inside ``choose`` (its ``err_floor``, propagated through the transform's derivative).
+A transformed fit good in ``T(y)`` (R^2 >= :data:`REFINE_R2`) on a row whose ``|y|`` spans a
+factor :data:`REFINE_RANGE` or more is refined by least squares on ``y`` itself before it is
+scored (:func:`_refine`): a fit of ``1/y`` weighs all samples alike, while near a pole of ``y``
+its errors are amplified by ``y^2``.
 
 All rows of one transform are fitted in one batched pass.
 """
@@ -53,6 +57,49 @@ def _transform(name: str, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] 
     return 1.0 / y, 1.0 / y**2
 
 
+#: transformed fits at least this good in ``T(y)`` are refined in ``y`` (:func:`_refine`)
+REFINE_R2 = 0.999
+#: ... when ``max |y| / min |y|`` is at least this (below, T distorts the errors little)
+REFINE_RANGE = 10.0
+
+
+def _refine(prim: Primitive, params: np.ndarray, x: np.ndarray, y: np.ndarray,
+            name: str) -> np.ndarray:
+    """The parameters of a transformed fit ``T^{-1}(c f(a x + b) + d)`` refined by least squares
+    on ``y`` itself (Levenberg-Marquardt from the fit in ``T(y)``). A fit of ``1/y`` weighs every
+    sample alike, and near a pole of ``y`` a small error in ``1/y`` is a large one in ``y``:
+    ``1/(exp(w/(2 pi)) - 1)`` sampled with a 1e-4 relative error is 4 % off at ``w = 0.04``
+    after the fit of ``exp(w/(2 pi)) - 1``, and its offset ``d = -0.99955`` refines to -1.
+    Kept only when it lowers the error in ``y``."""
+    from scipy.optimize import least_squares
+
+    fn = prim.torch_fn()
+    sign = 1.0 if float(y[0]) > 0 else -1.0
+    xt = torch.as_tensor(x, dtype=torch.float64)
+
+    def pred(th: np.ndarray) -> np.ndarray:
+        a, b, c, d = (float(v) for v in th)
+        with np.errstate(all="ignore"):
+            t = (c * fn(a * xt + b) + d).numpy()
+            return sign * np.exp(t) if name == "log" else 1.0 / t
+
+    def res(th: np.ndarray) -> np.ndarray:
+        r = pred(th) - y
+        return np.where(np.isfinite(r), r, 1e6 * (np.abs(y).max() + 1.0))
+
+    start = np.asarray(params, dtype=float)
+    r0 = res(start)
+    if not np.isfinite(r0).all():
+        return params
+    try:
+        out = least_squares(res, start, method="lm", max_nfev=200)
+    except (ValueError, FloatingPointError):
+        return params
+    if np.isfinite(out.x).all() and float((res(out.x) ** 2).sum()) < float((r0**2).sum()):
+        return out.x.astype(np.asarray(params).dtype)
+    return params
+
+
 def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[Primitive],
                          var: Any, *, transforms: bool = True, noise_mse: float = 0.0,
                          alternatives: int = 0) -> list[tuple[Any, dict[str, Any]]]:
@@ -91,6 +138,17 @@ def fit_univariate_batch(xs: torch.Tensor, ys: torch.Tensor, library: Sequence[P
         X = xs[rows] ** 2 if square else xs[rows]
         table = fit_edges(X[:, fit_idx], T[:, fit_idx], library, x_val=X[:, val_idx],
                           y_val=T[:, val_idx], progress=False)
+        if name != "id":  # the transformed fit minimised error in T(y), not in y; it
+            for r, e in enumerate(rows):  # matters where |y| spans orders of magnitude
+                ay = ys[e].abs()
+                if float(ay.max()) < REFINE_RANGE * float(ay.min()):
+                    continue
+                xe = (xs[e] ** 2 if square else xs[e])[fit_idx].numpy()
+                for k, prim in enumerate(table.library):
+                    if (prim.symmetry != "poly" and np.isfinite(table.r2[r, k])
+                            and table.r2[r, k] >= REFINE_R2):
+                        table.params[r, k] = _refine(prim, table.params[r, k], xe,
+                                                     ys[e, fit_idx].numpy(), name)
         chosen = choose(table, err_floor=np.array(floors))
         if alternatives > 0:  # every primitive's fit, scored numerically (sympy only later)
             for r, e in enumerate(rows):
