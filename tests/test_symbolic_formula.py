@@ -152,6 +152,25 @@ def test_the_data_choose_among_the_simple_constants_the_fit_allows(truth):
     assert sympy.simplify(out - t) == 0, out
 
 
+def test_tiny_offsets_snap_to_zero_not_to_decimals():
+    """Feynman I.12.2 as the structure route hands it to snapping (its constants, seed 0): four
+    offsets near 0 and one scale near 1/(4 pi). On noise-free data, after the refits, an offset
+    ``157/10^9`` fitted "better" than 0 by rounding-level MSE and bought its 37 bits there; the
+    data term stops at :data:`analyses.symbolic.snap.RESOLUTION`, so every offset becomes 0."""
+    x1, x2, x3, x4 = fm.input_symbols(4)
+    g = torch.Generator().manual_seed(0)
+    X = (1 + 4 * torch.rand(1000, 4, generator=g)).double()  # data as a float32 file holds
+    truth = x1 * x2 / (4 * sympy.pi * x3 * x4**2)  # them: y rounded to 6e-8 relative
+    y = fm.evaluate(truth, [x1, x2, x3, x4], X).float().double()
+    y_net = y * (1 + 1e-3 * torch.sin(X[:, 0] + 2 * X[:, 3]))
+    F = sympy.Float
+    start = (F(0.0795345268871168) * (F(-0.000199108110876159) + (x4 + F(0.00285633472466715)) ** -2)
+             * (F(0.000650234111684563) + 1 / (x3 - F(0.00577874137910535)))
+             * (x1 + F(0.0027736549021765)) * (x2 + F(0.000552458400163474)))
+    out = snap(start, [x1, x2, x3, x4], X, y, y_net)
+    assert sympy.simplify(out - truth) == 0, out
+
+
 def test_small_offsets_are_tried_as_zero_first():
     """x1^2 / (8 pi^2 x2) fitted to a network 1% off the data: the offsets 0.0176 and 0.0566
     are within the network's error of 1/(18 pi) and 1/(10 sqrt(pi)), which the fit allows; an

@@ -17,11 +17,13 @@ only by a fraction of the network's own error). Of the allowed ones among the si
 the two closest candidates, the one with the shortest two-part code (Rissanen 1978; Grunwald,
 *The Minimum Description Length Principle*, 2007)
 
-    L = bits(constant) + n/2 * log2(MSE_data + 1e-14 var(y))
+    L = bits(constant) + n/2 * log2(MSE_data + 1e-10 var(y))
 
-is kept. An imperfect network allows several near values (``3/sqrt(pi)``, 4.6 bits, is 0.4 %
-from 1.7): on noise-free data the true ``17/10`` (7.5 bits) has an MSE orders of magnitude
-lower and wins; when nothing in the data tells them apart, the shortest wins.
+is kept (``1e-10 var(y)``, :data:`RESOLUTION`: below it MSE differences are the refit's
+convergence, and a tiny offset such as ``157/10^9`` would buy its 37 bits there). An imperfect
+network allows several near values (``3/sqrt(pi)``, 4.6 bits, is 0.4 % from 1.7): on noise-free
+data the true ``17/10`` (7.5 bits) has an MSE orders of magnitude lower and wins; when nothing
+in the data tells them apart, the shortest wins.
 
 >>> candidates(0.3334)[:1]
 [1/3]
@@ -42,6 +44,11 @@ CONSTANTS = (("1", 1.0), ("pi", math.pi), ("sqrt(2)", math.sqrt(2)), ("E", math.
              ("sqrt(pi)", math.sqrt(math.pi)), ("1/sqrt(pi)", 1 / math.sqrt(math.pi)),
              ("sqrt(2/pi)", math.sqrt(2 / math.pi)), ("1/pi", 1 / math.pi),
              ("pi**2", math.pi**2), ("1/pi**2", 1 / math.pi**2))
+
+#: MSE differences below this fraction of var(y) do not count in the two-part code (a relative
+#: RMS error of 1e-5: far above float64 rounding and a refit's convergence, far below 1e-3 noise)
+RESOLUTION = 1e-10
+
 
 def _constant(name: str) -> Any:
     import sympy
@@ -140,6 +147,9 @@ def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
     floor = float(((yn - yd) ** 2).mean())
     n = len(yd)
     tiny = 1e-14 * float(yd.var()) + 1e-300
+    # the data term resolves MSE differences above RESOLUTION var(y) only: below, they are the
+    # refit's convergence, not the data (a tiny offset 1.57e-7 "fits better" than 0 there)
+    resolution = RESOLUTION * float(yd.var()) + 1e-300
     cur, cur_mse = expr, mse(expr)
     # candidates are looked for near the constants the *data* give: fitted to a network they
     # carry its bias (a scale 0.987 where the data say 1 would snap to pi^2/10)
@@ -171,7 +181,7 @@ def snap(expr: Any, syms: Sequence[Any], X: torch.Tensor, y_data: torch.Tensor,
                 trial = refit(trial, syms, X, yd, steps=steps)
                 m = mse(trial)
             if m <= limit:  # allowed; the shortest two-part code of the allowed ones is kept
-                score = bits + 0.5 * n * math.log2(m + tiny)
+                score = bits + 0.5 * n * math.log2(m + resolution)
                 if best is None or score < best[0]:
                     best = (score, trial, m)
         if best is not None:
