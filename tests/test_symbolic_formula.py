@@ -171,6 +171,15 @@ def test_tiny_offsets_snap_to_zero_not_to_decimals():
     assert sympy.simplify(out - truth) == 0, out
 
 
+def test_a_tiny_value_has_no_decimal_candidate():
+    """A 3-digit decimal of 1.77e-6 (``177/10^8``) is the fitted value itself: on I.34.14's
+    network it beat a refitted 0 by the refit's convergence, ``exp(-atanh(177/10^8 - x2/x1))``.
+    Below 1e-3 only 0 is offered; the decimals start at 1e-3 (``23/10000``)."""
+    assert candidates(1.77e-6) == [0]
+    assert sympy.Rational(23, 10000) in candidates(0.0023)
+    assert sympy.Rational(3, 40) in candidates(0.075)
+
+
 def test_small_offsets_are_tried_as_zero_first():
     """x1^2 / (8 pi^2 x2) fitted to a network 1% off the data: the offsets 0.0176 and 0.0566
     are within the network's error of 1/(18 pi) and 1/(10 sqrt(pi)), which the fit allows; an

@@ -3,7 +3,8 @@
 :func:`snap`: greedy, one constant at a time (the one nearest a simple value first). The
 candidates (:func:`ranked_candidates`) are the ``p/q * K`` within 1 % with
 ``K in {1, pi, sqrt2, e, sqrt(pi), 1/sqrt(pi), sqrt(2/pi), 1/pi, pi^2, 1/pi^2}``, ``q <= 20``,
-``|p| <= 100``, the decimals of 1-3 significant digits, and 0 for constants below 0.1, each with
+``|p| <= 100``, the decimals of 1-3 significant digits (for ``1e-3 <= |v| < 1e4``), and 0 for
+constants below 0.1, each with
 its description length in bits. An offset ``c`` of a sum ``c + u`` with ``|c| < 0.1 rms(u)`` on
 the data (:func:`_small_offset`) is also tried as 0: the constant a fit to an imperfect network
 misplaces most. The constants are first refitted to the data (the network's values carry its
@@ -45,6 +46,10 @@ CONSTANTS = (("1", 1.0), ("pi", math.pi), ("sqrt(2)", math.sqrt(2)), ("E", math.
              ("sqrt(2/pi)", math.sqrt(2 / math.pi)), ("1/pi", 1 / math.pi),
              ("pi**2", math.pi**2), ("1/pi**2", 1 / math.pi**2))
 
+#: decimals are candidates for ``|v|`` in this range only: below it a 3-digit decimal is the fitted
+#: value itself (``177/10^8`` for an offset 1.77e-6 whose true value is 0), and 0 must be refitted
+#: to compete with it
+DECIMALS = (1e-3, 1e4)
 #: MSE differences below this fraction of var(y) do not count in the two-part code (a relative
 #: RMS error of 1e-5: far above float64 rounding and a refit's convergence, far below 1e-3 noise)
 RESOLUTION = 1e-10
@@ -76,7 +81,8 @@ def ranked_candidates(v: float, *, max_q: int = 20, max_p: int = 100, rel: float
     Every reduced ``p/q`` with ``q <= max_q`` inside the window is listed, not only the closest
     (``17/10`` is a candidate for 1.705 although ``29/17`` is closer); integers up to
     ``max_p`` (30, 100) are constants of their own, and so are the decimals of 1-3 significant
-    digits near ``v``, at the cost of their reduced fraction (0.075 = 3/40: 7.3 bits).
+    digits near ``v`` for ``|v|`` in :data:`DECIMALS`, at the cost of their reduced fraction
+    (0.075 = 3/40: 7.3 bits).
 
     >>> [str(c) for _, c in ranked_candidates(1.7)][:5]
     ['3/sqrt(pi)', '12/7', '6*sqrt(2)/5', '6*pi/11', '17/10']
@@ -99,7 +105,7 @@ def ranked_candidates(v: float, *, max_q: int = 20, max_p: int = 100, rel: float
                 bits = math.log2(abs(p) + 1) + math.log2(q) + math.log2(1 + ki)
                 out.append(((round(bits, 6), err), val))
     seen = {float(c) for _, c in out}
-    if v != 0 and math.isfinite(v):  # decimals of 1-3 significant digits (0.075, 3.39)
+    if DECIMALS[0] <= abs(v) < DECIMALS[1]:  # decimals of 1-3 significant digits (0.075, 3.39)
         for digits in (1, 2, 3):
             k = digits - 1 - math.floor(math.log10(abs(v)))
             r = sympy.Rational(round(v * 10**k), 10**k) if k >= 0 else \
