@@ -168,8 +168,7 @@ def test_transforms_cost_their_outer_operation():
     assert (info["function"], info["transform"], info["complexity"]) == ("gaussian", "id", 3.0)
 
 
-@pytest.mark.parametrize("rel", [1e-4, 1e-3])
-def test_a_transformed_fit_is_judged_and_refined_on_y_itself(rel):
+def test_a_transformed_fit_is_judged_and_refined_on_y_itself(rel: float = 1e-4):
     """``1/(exp(w/(2 pi)) - 1)`` (Bose-Einstein, Feynman III.4.32's outer function) spans four
     orders of magnitude on [0.04, 25]. The ``inv`` transform fits ``exp(w/(2 pi)) - 1`` in
     ``1/y``, where a sample's weight ignores that near the pole a small error in ``1/y`` is a
