@@ -64,11 +64,11 @@ def _constant(name: str) -> Any:
             "pi**2": sympy.pi**2, "1/pi**2": 1 / sympy.pi**2}[name]
 
 
-def candidates(v: float, *, max_q: int = 20, max_p: int = 20, rel: float = 1e-2,
+def candidates(v: float, *, max_q: int = 20, max_p: int = 100, rel: float = 1e-2,
                zero_below: float = 1e-2) -> list[Any]:
     """Simple constants near ``v``, simplest first: 0 (for |v| < ``zero_below``), then
-    ``p/q * K`` within ``rel`` (the fit criterion of :func:`snap` decides which, if any, is
-    kept)."""
+    ``p/q * K`` and decimals within ``rel`` (:func:`ranked_candidates` without the ranks, same
+    defaults; the criterion of :func:`snap` decides which, if any, is kept)."""
     return [c for _, c in ranked_candidates(v, max_q=max_q, max_p=max_p, rel=rel,
                                             zero_below=zero_below)]
 
