@@ -63,8 +63,8 @@ def edge_fits(result: Any, samples: Any = None, *, max_edges: int = 36,
             ax.set_ylabel("edge output")
             ax.legend(loc="best", frameon=False)
         routes = [r.get("chosen") for r in result.details.get("routes", [])]
-        note = (" (formula from the separability route, not these edges)"
-                if routes and all(r == "structure" for r in routes) else "")
+        note = (f" (formula from the {' and '.join(sorted(set(routes)))} route, not these edges)"
+                if routes and "edges" not in routes else "")
         fig.suptitle(f"edge fits; formula R² vs network {result.formula_r2_model:.8f}{note}")
     return fig
 

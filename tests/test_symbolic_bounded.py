@@ -220,7 +220,7 @@ def test_a_composition_that_does_not_finish_leaves_the_other_route(monkeypatch):
     res = symbolic(m, (X, y), library="x,x^2,sin", samples=200, n_points=51, refit_steps=10,
                    sympy_seconds=0.5, progress=False)
     notes = res.details["routes"][0]["edges"]["notes"]
-    assert res.route == "structure" and any("did not finish" in n for n in notes)
+    assert res.route in ("structure", "rational") and any("did not finish" in n for n in notes)
     with pytest.raises(SizeLimitError, match="did not finish"):
         symbolic(m, (X, y), library="x,x^2,sin", samples=200, n_points=51, refit_steps=10,
                  sympy_seconds=0.5, structure=False, progress=False)
@@ -239,7 +239,7 @@ def test_a_non_finite_candidate_is_never_returned(monkeypatch):
     with pytest.warns(RuntimeWarning, match="not finite"):
         res = symbolic(m, (X, y), library="x,x^2,sin", samples=200, n_points=51,
                        refit_steps=10, rule="tolerance", progress=False)
-    assert res.route == "structure" and np.isfinite(res.formula_r2_model)
+    assert res.route in ("structure", "rational") and np.isfinite(res.formula_r2_model)
     assert res.details["routes"][0]["edges"]["r2_model"] is None
     with pytest.raises(NonFiniteError, match="finite"):
         symbolic(m, (X, y), library="x,x^2,sin", samples=200, n_points=51, refit_steps=10,

@@ -62,10 +62,12 @@ def symbolic(
 ) -> SymbolicResult:
     """The symbolic formula of a KAN ``model`` on ``data`` (training split by default).
 
-    Two routes per output (:mod:`.routes`): the formula composed edge by edge, and
+    Up to three routes per output (:mod:`.routes`): the formula composed edge by edge, and
     (``structure=True``) one built from separable blocks and generalised additivity found by
-    querying the network. Both are refitted, snapped and simplified; the structure formula
-    replaces the edge one when :func:`.routes.prefer` says so (``details["routes"]``). No
+    querying the network, and a sparse rational function of the inputs (``P/Q`` or
+    ``sqrt(P/Q)``, :mod:`.rational`) when one fits the data at least as well as the network.
+    All are refitted, snapped and simplified; a later route's formula replaces the one before
+    when :func:`.routes.prefer` says so (``details["routes"]``). No
     returned formula is non-finite on the data: a non-finite candidate falls back to the other
     route with a warning, and when none is finite :class:`NonFiniteError` is raised.
 
@@ -173,6 +175,11 @@ def symbolic(
                     s = rt.score(cand, ctx, k)
                     route["structure"].update(s)
                     cands.append(("structure", cand, s))
+                cand, route["rational"] = rt.rational_route(ctx, k)
+                if cand is not None:
+                    s = rt.score(cand, ctx, k)
+                    route["rational"].update(s)
+                    cands.append(("rational", cand, s))
             pick = rt.choose_candidate(cands, has_data)
             if pick is None:
                 if not cands:

@@ -1,4 +1,4 @@
-"""The two routes from a KAN to a formula, each bounded in time, and the choice between them.
+"""The three routes from a KAN to a formula, each bounded in time, and the choice between them.
 
 * **edges** (:func:`edge_route`): compose the chosen edge fits through the adapter's node maps
   (:func:`analyses.symbolic.formula.compose`), refit every constant jointly to the network,
@@ -6,6 +6,9 @@
 * **structure** (:func:`structure_route`): query the network as an oracle for two-variable
   symmetries (:mod:`.symmetry`; the search then runs on the reduced variables first), separable
   blocks and generalised additivity (:mod:`.structure`, :mod:`.additive`), polish the same way.
+* **rational** (:func:`rational_route`): a sparse ``P/Q`` or ``sqrt(P/Q)`` of the inputs fitted
+  by linear least squares to the targets (:mod:`.rational`), offered only when it fits them at
+  least as well as the network does; polish the same way.
 
 Both routes end with :func:`without_limits` (:mod:`.degenerate`): a function left in its Taylor
 regime becomes the polynomial it imitates when that fits the data as well.
@@ -240,6 +243,31 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
     return e, out
 
 
+def rational_route(ctx: Context, k: int) -> tuple[Any, dict[str, Any]]:
+    """Sparse rational candidate for output ``k`` (:mod:`.rational`), fitted to the targets
+    (the data when there are, else the network) and offered only when its held-out MSE is at
+    most the network's own MSE against the data and :data:`RATIONAL_GATE` ``var y`` (``1e-6
+    var y`` without data: a fit of a network is never exact); polished
+    (snapped, refitted) like the other routes."""
+    from .rational import rational_fit
+
+    target = ctx.target(k)
+    var = float(target.var())
+    gate = (min(float(((ctx.y_net[:, k] - target) ** 2).mean()), RATIONAL_GATE * var)
+            if ctx.y_dat is not None else 1e-6 * var)
+    found = deadline.call(rational_fit, ctx.X, target, ctx.syms, gate=gate,
+                          seconds=4 * ctx.seconds, fallback=None)
+    if found is None:
+        return None, {"error": f"the rational fit did not finish in {4 * ctx.seconds:g} s"}
+    expr, info = found
+    if expr is None:
+        return None, {"info": info, "formula": None}
+    notes: list[str] = []
+    e, _ = polish(expr, ctx, k, notes)
+    e = finite_or_earlier([("polished", e), ("constructed", expr)], ctx, notes)
+    return e, {"info": info, "formula": str(e), "notes": notes}
+
+
 def _structure_search(fn: Callable, X: torch.Tensor, exprs: list[Any], ctx: Context, k: int,
                       lib: Sequence[Primitive], seed: int, tol: float, noise: float,
                       factor: Any = None) -> tuple[Any, dict[str, Any]]:
@@ -284,6 +312,9 @@ def _structure_search(fn: Callable, X: torch.Tensor, exprs: list[Any], ctx: Cont
     return e, {"info": info, "formula": str(e), "notes": notes}
 
 
+#: the rational route offers no fit leaving more than this fraction of the variance (a
+#: relative RMS error of 1e-2): beyond it a rational is an approximation, not a law
+RATIONAL_GATE = 1e-4
 #: at most this many runner-up formulas are refitted to the data by :func:`arbitrate`
 MAX_VARIANTS = 96
 #: how many of them (the best after a short refit on a subsample) get the full refit
@@ -393,5 +424,5 @@ def choose_candidate(cands: list[tuple[str, Any, dict[str, Any]]], has_data: boo
     return best
 
 
-__all__ = ["Context", "arbitrate", "choose_candidate", "edge_route", "prefer", "score",
-           "structure_route"]
+__all__ = ["Context", "arbitrate", "choose_candidate", "edge_route", "prefer", "rational_route",
+           "score", "structure_route"]

@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'auto' uses the formula of a formula:NAME data set")
     parser.add_argument("--structure", action=argparse.BooleanOptionalAction, default=True,
                         help="also query the network for additive/multiplicative splits (the "
-                             "separability route; default on)")
+                             "separability route) and fit a sparse rational function of the "
+                             "inputs (the rational route); default on")
     parser.add_argument("--rule", choices=("tolerance", "bic"), default="tolerance",
                         help="how an edge's primitive is chosen on its Pareto front")
     parser.add_argument("--sympy-seconds", type=float, default=20.0, metavar="S",
