@@ -4,7 +4,7 @@ pykan's default pipeline and gplearn, on the same data, in one script.
 Run from the repository root (one core, low priority; resumable, each run appended to ``--out``)::
 
     OMP_NUM_THREADS=1 nice -n 15 python benchmarks/bench_symbolic_literature.py \
-        [--split tune|validation|heldout|blind|blind2|blind3|blind4|blind5|all] \
+        [--split tune|validation|heldout|blind|blind2|blind3|blind4|blind5|blind6|all] \
         [--tools ours,pykan,gplearn] \
         [--seeds 0 1 2] [--noise 0 1e-3] [--only NAME ...] [--out FILE.jsonl]
     python benchmarks/bench_symbolic_literature.py --summary FILE.jsonl
@@ -32,8 +32,9 @@ round after. Its misses were read in turn (2026-12-01 10:10), so :data:`BLIND2` 
 left, :func:`draw_blind2`) was drawn before the round after that; :data:`BLIND3` is the last 7
 of the pool (fifth session). The pool used up, :data:`BLIND4` (sixth session) is every 2-4
 variable equation of five more benchmark sets (:data:`NEW_SOURCES`); :data:`BLIND5` (seventh
-session) is the ODE-Strogatz set (:data:`STROGATZ`). ``--split all`` is the 33 plus the held-out
-11, the two blind 11s, the blind 7, the blind 19 and the blind 14.
+session) is the ODE-Strogatz set (:data:`STROGATZ`); :data:`BLIND6` (eighth session) the 2-4
+variable equations of the Feynman bonus set (:data:`BONUS`). ``--split all`` is the 33 plus the
+held-out 11, the two blind 11s, the blind 7, the blind 19, the blind 14 and the blind 6.
 
 **Data**: per (equation, seed, noise): 1000 training and 1000 test points uniform on the ranges
 (``numpy.random.default_rng([seed, crc32(name)])``); noise ``y += noise * rms(y) * N(0, 1)``
@@ -219,6 +220,32 @@ STROGATZ: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
     "vdp2": ("Strogatz", "-x1/10", ((-2.5, 2.5), (-3, 3))),
 }
 BLIND5 = tuple(sorted(STROGATZ))
+#: Eighth session's blind set (fixed 2026-12-01 22:00 UTC, after the rational route and before
+#: any run of it): every equation of two to four variables in the bonus set of the Feynman
+#: database (Udrescu & Tegmark 2020, "AI Feynman", the 20 harder equations from Goldstein,
+#: Jackson and other texts). The Feynman pool above is used up. Ranges are chosen here, not the
+#: database's (not at hand offline): the box of each physical constraint (eccentricity under 1,
+#: speed under c, the aberration's argument inside [-1, 1]).
+BONUS: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
+    # Goldstein 3.74, the conic orbit: d (1 - a^2) / (1 + a cos(t1 - t2))
+    "bonus3": ("Feynman bonus", "x1*(1 - x2**2)/(1 + x2*cos(x3 - x4))",
+               ((1, 5), (0.1, 0.9), (0, 6), (0, 6))),
+    # Goldstein 3.99, Kepler's third law: 2 pi d^(3/2) / sqrt(G (m1 + m2))
+    "bonus5": ("Feynman bonus", "2*pi*x1**(3/2)/sqrt(x2*(x3 + x4))", (R15, R15, R15, R15)),
+    # Compton scattering: E / (1 + E/(m c^2) (1 - cos t))
+    "bonus8": ("Feynman bonus", "x1/(1 + x1*(1 - cos(x4))/(x2*x3**2))",
+               ((1, 5), (1, 5), (1, 2), (0, 3))),
+    # relativistic aberration: acos((cos t - v/c) / (1 - v/c cos t))
+    "bonus10": ("Feynman bonus", "acos((cos(x3) - x2/x1)/(1 - x2*cos(x3)/x1))",
+                ((4, 6), (1, 3), (0.5, 2.5))),
+    # N-slit diffraction: I0 (sin(a/2) sin(n d/2) / (a/2 sin(d/2)))^2
+    "bonus11": ("Feynman bonus", "x1*(sin(x2/2)*sin(x4*x3/2)/(x2/2*sin(x3/2)))**2",
+                ((1, 3), (1, 3), (1, 3), (1, 3))),
+    # relativistic Doppler: sqrt(1 - v^2/c^2) w / (1 + v/c cos t)
+    "bonus15": ("Feynman bonus", "sqrt(1 - x2**2/x1**2)*x3/(1 + x2*cos(x4)/x1)",
+                ((5, 20), (1, 3), (1, 5), (0, 5))),
+}
+BLIND6 = tuple(sorted(BONUS))
 FEYNMAN_DRAWN = ("I.12.2", "I.15.3x", "I.16.6", "I.18.4", "I.29.16", "I.30.3", "I.30.5", "I.32.5",
                  "I.34.14", "I.37.4", "I.38.12", "I.39.1", "I.39.11", "I.6.2b", "II.10.9",
                  "II.11.27", "II.15.4", "II.27.16", "II.34.11", "II.34.2a", "II.38.14", "II.4.23",
@@ -279,7 +306,7 @@ def draw_blind3() -> tuple[str, ...]:
 BLIND3 = draw_blind3()
 EQUATIONS = {**{k: POOL[k] for k in FEYNMAN_DRAWN}, **BENCH, **{k: POOL[k] for k in HELDOUT},
              **{k: POOL[k] for k in BLIND}, **{k: POOL[k] for k in BLIND2},
-             **{k: POOL[k] for k in BLIND3}, **NEW_SOURCES, **STROGATZ}
+             **{k: POOL[k] for k in BLIND3}, **NEW_SOURCES, **STROGATZ, **BONUS}
 assert draw() == (tuple(sorted(FEYNMAN_DRAWN)), VALIDATION), "the drawn set changed"
 assert BLIND == ("I.15.1", "I.15.3t", "I.34.8", "I.43.43", "II.6.15b", "II.8.31", "III.15.27",
                  "III.17.37", "III.21.20", "III.4.33", "III.8.54"), "the blind set changed"
@@ -293,7 +320,7 @@ def split_of(name: str) -> str:
     return ("validation" if name in VALIDATION else "heldout" if name in HELDOUT
             else "blind" if name in BLIND else "blind2" if name in BLIND2
             else "blind3" if name in BLIND3 else "blind4" if name in BLIND4
-            else "blind5" if name in BLIND5 else "tune")
+            else "blind5" if name in BLIND5 else "blind6" if name in BLIND6 else "tune")
 
 
 # ------------------------------------------------------------------------------------- data
@@ -503,7 +530,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
              "median CPU s |", "|---|---|---|---|---|---|---|"]
     keys = sorted({(r["tool"], r["noise"]) for r in rows})
     for tool, noise in keys:
-        for sp in ("tune", "validation", "heldout", "blind", "blind2", "blind3", "blind4", "blind5", "all"):
+        for sp in ("tune", "validation", "heldout", "blind", "blind2", "blind3", "blind4", "blind5",
+                   "blind6", "all"):
             rs = [r for r in rows if r["tool"] == tool and r["noise"] == noise
                   and (sp == "all" or r["split"] == sp)]
             if not rs:
@@ -537,7 +565,7 @@ def per_equation(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", choices=("tune", "validation", "heldout", "blind", "blind2", "blind3",
-                                        "blind4", "blind5", "all"),
+                                        "blind4", "blind5", "blind6", "all"),
                     default="tune")
     ap.add_argument("--tools", default="ours,pykan,gplearn")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
