@@ -20,7 +20,7 @@ import torch
 
 from analyses.symbolic import formula as fm
 from analyses.symbolic.library import resolve
-from analyses.symbolic.routes import Context, arbitrate
+from analyses.symbolic.routes import Context, arbitrate, structure_route
 from analyses.symbolic.structure import separable_formula
 from analyses.symbolic.univariate import LOOSE_SHAPE, SIMPLE_COMPLEXITY, fit_univariate
 
@@ -312,3 +312,54 @@ def test_a_single_primitive_beats_a_two_term_leaf_that_only_ties():
     var = sympy.Symbol("w")
     x = torch.linspace(-1.0, 1.0, 201, dtype=torch.float64)
     assert fit_univariate(x, 3 * x**2 + 1, resolve(None), var)[1]["function"] == "x^2"
+
+
+@pytest.mark.parametrize("factor", [None, "x4"])
+def test_a_search_down_to_one_variable_fits_the_data_as_a_one_variable_set(factor):
+    """I.30.5, ``asin(x1/(x2 x3))``: once the symmetries reduce the network to one variable
+    ``w``, the rows ``(w(x_i), y_i)`` (divided by a scaling's factor when one was taken out)
+    are a one-variable data set, and its fit is the law to rounding, whatever the network's
+    error (at seed 2 the network's leaf gave ``asin(7e-7 w + 0.999999)``)."""
+    from analyses.symbolic.routes import _leaf_on_data
+
+    syms = fm.input_symbols(4)
+    g = torch.Generator().manual_seed(0)
+    X = torch.stack([1 + 4 * torch.rand(600, generator=g, dtype=torch.float64),
+                     2 + 3 * torch.rand(600, generator=g, dtype=torch.float64),
+                     2 + 3 * torch.rand(600, generator=g, dtype=torch.float64),
+                     1 + torch.rand(600, generator=g, dtype=torch.float64)], 1)
+    w = syms[0] / (syms[1] * syms[2])
+    truth = sympy.asin(w) * (syms[3] if factor else 1)
+    y = fm.evaluate(truth, list(syms), X)
+    ctx = Context(list(syms), X, y.reshape(-1, 1) * 1.01, y.reshape(-1, 1),
+                  torch.arange(0, 600, 2), 20.0, 5.0, 60, True, 0.999)
+    var = sympy.Symbol("w1")
+    lib = resolve(("x", "x^2", "sqrt", "1/x", "exp", "log", "sin", "tan", "arcsin", "arccos"))
+    out = _leaf_on_data(w, syms[3] if factor else None, ctx, 0, lib, var)
+    assert out, out
+    best = out[0].xreplace({var: w}) * (syms[3] if factor else 1)
+    assert fm.r2_score(fm.evaluate(best, list(syms), X), y) > 1 - 1e-12, out[0]
+
+
+def test_the_structure_route_takes_the_one_variable_leaf_from_the_data():
+    """End to end through the structure route: a network ``asin(w) + 3e-3 sin(9 w)`` with
+    ``w = x1/(x2 x3)``. Its leaf, fitted to the network, came back as an equal but longer form
+    (``pi/2 - acos(w)``); the one-variable fit of the data is ``asin(w)`` itself."""
+    syms = fm.input_symbols(3)
+    g = torch.Generator().manual_seed(0)
+    X = torch.stack([0.2 + 0.8 * torch.rand(800, generator=g, dtype=torch.float64),
+                     1 + torch.rand(800, generator=g, dtype=torch.float64),
+                     1 + torch.rand(800, generator=g, dtype=torch.float64)], 1)
+
+    class Net:
+        def forward_from_edges(self, Z):
+            w = Z[:, 0] / (Z[:, 1] * Z[:, 2])
+            return (torch.asin(w) + 3e-3 * torch.sin(9 * w)).reshape(-1, 1)
+
+    truth = sympy.asin(syms[0] / (syms[1] * syms[2]))
+    y = fm.evaluate(truth, list(syms), X).reshape(-1, 1)
+    ctx = Context(list(syms), X, Net().forward_from_edges(X), y, torch.arange(0, 800, 2), 20.0,
+                  5.0, 60, True, 0.999)
+    lib = resolve(("x", "x^2", "sqrt", "1/x", "exp", "log", "sin", "tan", "arcsin", "arccos"))
+    e, _ = structure_route(Net(), ctx, 0, lib, 0)  # the route is under test, not the library
+    assert e == truth, e

@@ -296,6 +296,8 @@ def _structure_search(fn: Callable, X: torch.Tensor, exprs: list[Any], ctx: Cont
     expr, info = found
     if expr is None:
         return None, {"info": info, "formula": None}
+    if has_data and X.shape[1] == 1:
+        variants[:0] = _leaf_on_data(exprs[0], factor, ctx, k, lib, local[0])
     if back:
         expr = expr.xreplace(back)
         variants = [v.xreplace(back) for v in variants]
@@ -310,6 +312,32 @@ def _structure_search(fn: Callable, X: torch.Tensor, exprs: list[Any], ctx: Cont
     e = finite_or_earlier([("polished", e), ("refitted", r), ("constructed", expr)], ctx, notes)
     e = without_limits(e, ctx, k, notes)
     return e, {"info": info, "formula": str(e), "notes": notes}
+
+
+def _leaf_on_data(w: Any, factor: Any, ctx: Context, k: int, lib: Sequence[Primitive],
+                  var: Any) -> list[Any]:
+    """When the search is down to one variable ``w`` (an input or a combination of them), the
+    data are a one-variable data set ``(w(x_i), y_i / factor(x_i))``: its fit
+    (:func:`analyses.symbolic.univariate.fit_univariate`, on the ``ctx.sub`` rows sorted by
+    ``w``) and runners-up, in ``var``, for the arbitration. A leaf fitted to the network
+    starts from the network's error (I.30.5 at seed 2: ``asin(w)`` fitted there stalled at the
+    edge of its domain, ``asin(7e-7 w + 0.999999)``); fitted to noise-free data it is exact."""
+    from .univariate import fit_univariate
+
+    def run() -> list[Any]:
+        X = ctx.X[ctx.sub]
+        with np.errstate(all="ignore"):
+            wv = fm.evaluate(w, ctx.syms, X)
+            y = ctx.y_dat[ctx.sub, k] / (fm.evaluate(factor, ctx.syms, X) if factor is not None
+                                         else 1.0)
+        ok = torch.isfinite(wv) & torch.isfinite(y)
+        if int(ok.sum()) < 20:
+            return []
+        order = torch.argsort(wv[ok])
+        e, info = fit_univariate(wv[ok][order], y[ok][order], lib, var, alternatives=8)
+        return [e, *[a for a, _ in info.pop("_alternatives", [])]]
+
+    return deadline.call(run, seconds=ctx.seconds, fallback=[])
 
 
 #: the rational route offers no fit leaving more than this fraction of the variance (a
