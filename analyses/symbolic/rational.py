@@ -19,12 +19,12 @@ scale of the pair).
 coefficient first (sequential thresholding), refitting after each removal; every support on the
 path is scored on held-out rows by a Bayesian information criterion
 
-    ``BIC = N ln(MSE + 1e-14 var y) + K ln N``
+    ``BIC = N ln(MSE + 1e-12 var y) + K ln N``
 
-(``K`` coefficients, ``N`` held-out rows, MSE of ``y`` itself; Schwarz 1978; the floor
-:data:`FLOOR` makes every relative error below 1e-6 count as exact), and the best over
-all paths is kept. A fit that is exact on noise-free data wins by orders of magnitude in
-``N ln MSE``; among fits at the noise floor the fewer terms win.
+(``K`` coefficients, one more for the root of ``sqrt(P/Q)``; ``N`` held-out rows; MSE of ``y``
+itself; Schwarz 1978; the floor :data:`FLOOR` makes every relative error below 1e-6 count as
+exact), and the best over all paths is kept. A fit that is exact on noise-free data wins by
+orders of magnitude in ``N ln MSE``; among fits at the noise floor the fewer terms win.
 
 The candidate is offered only when its held-out MSE is at most ``gate`` (the caller passes the
 network's own MSE against the data: a rational fit worse than the network explains nothing new)

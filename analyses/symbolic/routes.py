@@ -10,7 +10,8 @@
   by linear least squares to the targets (:mod:`.rational`), offered only when it fits them at
   least as well as the network does; polish the same way.
 
-Both routes end with :func:`without_limits` (:mod:`.degenerate`): a function left in its Taylor
+The edge and structure routes end with :func:`without_limits` (:mod:`.degenerate`; a rational
+has no Taylor regime to leave): a function left in its Taylor
 regime becomes the polynomial it imitates when that fits the data as well.
 
 Every sympy step runs under :func:`analyses.symbolic.deadline.call` with ``seconds`` (and
