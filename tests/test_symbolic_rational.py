@@ -102,3 +102,66 @@ def test_a_poor_network_does_not_open_the_gate_to_approximations():
                      torch.arange(0, 800, 2), 20.0, 5.0, 60, True, 0.999)
     e, info = rt.rational_route(ctx, 0)
     assert e is None and info["formula"] is None
+
+
+def test_a_scaled_fit_is_a_rational_of_the_reduced_variable_times_the_factor():
+    """``y = (x1 - x2) / (x1 + x2) * x2`` is ``x2`` times a degree-1/1 rational of
+    ``r = x1 / x2``: fitted to ``y / x2`` with ``scale = x2``, it is exact, and its criterion is
+    on ``y`` itself (the held-out relative error of ``x2 * (r - 1)/(r + 1)``)."""
+    X = _box([1, 1], [5, 5])
+    y = (X[:, 0] - X[:, 1]) / (X[:, 0] + X[:, 1]) * X[:, 1]
+    r = sympy.Symbol("r")
+    e, info = rational_fit((X[:, 0] / X[:, 1]).reshape(-1, 1), y, [r], scale=X[:, 1])
+    assert sympy.simplify(e - (r - 1) / (r + 1)) == 0, (e, info)
+    assert info["degrees"] == (1, 1) and info["rel_rms"] < 1e-9 and info["bic"] < 0
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-3])
+def test_the_route_fits_reduced_variables_and_the_cosine_of_a_difference(noise):
+    """``x1 cos(x2 - x3) / (1 + x1^2 / 2)`` is no rational of the inputs (no fit on them), but
+    one of ``x1`` and ``cos w`` once the structure route reduced ``x2, x3`` to ``w = x2 - x3``.
+    ``sin w`` is a column too, at most to the first power: with ``sin^2 w`` the design would hold
+    the identity ``sin^2 + cos^2 = 1`` and its null vector would be that, not the law."""
+    syms = sympy.symbols("x1:4")
+    x1, x2, x3 = syms
+    truth = x1 * sympy.cos(x2 - x3) / (1 + x1 ** 2 / 2)
+    X = _box([1, 1, 1], [5, 5, 5], n=800)
+    y = fm.evaluate(truth, list(syms), X)
+    g = torch.Generator().manual_seed(1)
+    yd = y + noise * y.std() * torch.randn(len(y), generator=g, dtype=torch.float64)
+    net = y + 3e-3 * y.std() * torch.sin(X[:, 0] + 2 * X[:, 1])  # a smooth network error
+    ctx = rt.Context(list(syms), X, net.reshape(-1, 1), yd.reshape(-1, 1),
+                     torch.arange(0, 800, 2), 20.0, 5.0, 60, True, 0.999)
+    e, info = rt.rational_route(ctx, 0, [([x1, x2 - x3], None)])
+    assert _exact(e, truth, syms, X), (e, info)
+    assert info["info"]["on"] == "reduction1"
+    e0, _ = rt.rational_route(ctx, 0)
+    assert e0 is None or not _exact(e0, truth, syms, X)
+
+
+def test_symbolic_hands_the_structure_routes_reductions_to_the_rational_route(monkeypatch):
+    """The reduced variables the structure route found reach the rational route (and are
+    not left in the record)."""
+    from analyses.symbolic.api import symbolic
+    from inspect_kit import zoo
+
+    marker = ([sympy.Symbol("x1") - sympy.Symbol("x2")], None)
+    seen = []
+
+    def structure(adapter, ctx, k, lib, seed):
+        return None, {"formula": None, "_reductions": [marker]}
+
+    def rational(ctx, k, reductions=()):
+        seen.append(list(reductions))
+        return None, {"formula": None}
+
+    monkeypatch.setattr(rt, "structure_route", structure)
+    monkeypatch.setattr(rt, "rational_route", rational)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(120, 2, generator=g) * 2 - 1
+    y = x[:, :1] ** 2 + torch.sin(x[:, 1:])
+    model = zoo.build("kan", width=[2, 2, 1], seed=0)
+    res = symbolic(model, (x, y), library="x,x^2,sin", samples=120, structure=True,
+                   simplify_seconds=1.0, snap=False, prune=0.0, progress=False)
+    assert seen == [[marker]]
+    assert "_reductions" not in str(res.to_dict())

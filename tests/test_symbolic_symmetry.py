@@ -170,3 +170,30 @@ def test_the_structure_route_finds_a_form_through_its_scaling():
     assert info["symmetries"][-1]["power"] == 1.0, info
     box = torch.stack([X.min(0).values, X.max(0).values], 1).numpy()
     assert fm.exact_match(e, truth, list(syms), box)["exact"], e
+
+
+def test_a_variable_that_changes_sign_scales_against_one_that_does_not():
+    """I.6.2b after its ``diff``: ``exp(-(w/x1)^2/2) / (sqrt(2 pi) x1)`` with ``w = x2 - x3``
+    in ``[-2, 2]`` is homogeneous of degree -1 in ``(x1, w)``. ``w`` is the numerator of the
+    ratio (``x1`` keeps one sign), the rays stay in the box, and ``x1^-1 h(w/x1)`` is exact on
+    every row."""
+    syms, truth, f = _oracle("exp(-(x2/x1)**2/2)/(sqrt(2*pi)*x1)", 2)
+    X = _box([1.0, -2.0], [3.0, 2.0], n=600)
+    lo, hi = X.min(0).values, X.max(0).values
+    found = [s for s in sy.find_scalings(f, X) if s.residual < 1e-9]
+    assert [(s.i, s.j, s.power) for s in found] == [(1, 0, -1.0)]
+    seen = []
+
+    def net(Z):
+        seen.append(Z.clone())
+        return f(Z)
+
+    runs = sy.scale_all(net, X, list(syms), resolve(None), tol=1e-6)
+    assert sorted(str(r[3]) for r in runs) == ["1/x1", "1/x2"]
+    for fs, Xs, exprs, factor, _s in runs:
+        assert sympy.simplify(exprs[0] - syms[1] / syms[0]) == 0
+        seen.clear()
+        h = fs(Xs)
+        assert all(bool(((Z >= lo - 1e-12) & (Z <= hi + 1e-12)).all()) for Z in seen)
+        torch.testing.assert_close(fm.evaluate(factor, list(syms), X) * h, f(X), rtol=1e-9,
+                                   atol=0)

@@ -171,11 +171,12 @@ def symbolic(
                 cands.append(("edges", from_edges[k], s))
             if structure:
                 cand, route["structure"] = rt.structure_route(adapter, ctx, k, lib, seed)
+                reductions = route["structure"].pop("_reductions", [])
                 if cand is not None:
                     s = rt.score(cand, ctx, k)
                     route["structure"].update(s)
                     cands.append(("structure", cand, s))
-                cand, route["rational"] = rt.rational_route(ctx, k)
+                cand, route["rational"] = rt.rational_route(ctx, k, reductions)
                 if cand is not None:
                     s = rt.score(cand, ctx, k)
                     route["rational"].update(s)

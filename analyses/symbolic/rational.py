@@ -115,34 +115,50 @@ def _path(MP: np.ndarray, MQ: np.ndarray, t: np.ndarray, fit: np.ndarray,
 
 def rational_fit(X: torch.Tensor, y: torch.Tensor, syms: Sequence[Any], *,
                  gate: float | None = None, powers: Sequence[int] = (1, 2),
+                 scale: torch.Tensor | None = None, max_exponents: Sequence[int] | None = None,
                  ) -> tuple[Any | None, dict[str, Any]]:
     """The sparse rational (or square root of a rational) formula of ``y`` on inputs ``X``
     (module docstring), as a sympy expression in ``syms``, or None when no fit's held-out MSE
     is at most ``gate`` (default ``1e-6 var y``) with at most :data:`MAX_TERMS` terms.
 
+    With ``scale`` (one positive or negative value per row, e.g. ``x2`` when ``y`` is ``x2``
+    times a function of ``x1 / x2``), the rational is fitted to ``y / scale`` and scored as
+    ``scale * P/Q`` against ``y``, so criteria of fits on different inputs compare.
+    ``max_exponents``: the highest power of each column in a monomial (a column ``sin w`` next
+    to ``cos w`` gets 1: ``sin^2 w = 1 - cos^2 w`` would make the design rank-deficient, and the
+    null vector would be that identity instead of the law).
+
     Even rows fit, odd rows score. Returns ``(expression, info)``; ``info`` has the power,
-    the degree pair, the number of terms and the held-out relative RMS error."""
+    the degree pair, the number of terms, the held-out relative RMS error and the criterion
+    ``bic``."""
     import sympy
 
     Xn = X.double().numpy()
     yn = y.double().reshape(-1).numpy()
+    sc = np.ones_like(yn) if scale is None else scale.double().reshape(-1).numpy()
     N, n = Xn.shape
     var = float(yn.var())
-    info: dict[str, Any] = {"power": None, "degrees": None, "terms": None, "rel_rms": None}
-    if N < 20 or not var > 0 or not np.isfinite(Xn).all() or not np.isfinite(yn).all():
+    info: dict[str, Any] = {"power": None, "degrees": None, "terms": None, "rel_rms": None,
+                            "bic": None}
+    if N < 20 or not var > 0 or not np.isfinite(Xn).all() or not np.isfinite(yn).all() \
+            or not np.isfinite(sc).all() or not (np.abs(sc) > 0).all():
         return None, info
+    u = yn / sc
     gate = 1e-6 * var if gate is None else gate
     fit, check = np.arange(0, N, 2), np.arange(1, N, 2)
     n_check = len(check)
     best: tuple[float, Any] | None = None
     for m in powers:
-        if m == 2 and not (yn > 0).all() and not (yn < 0).all():
+        if m == 2 and not (u > 0).all() and not (u < 0).all():
             continue
-        sign = 1.0 if yn.mean() >= 0 else -1.0
-        t = yn ** m
+        sign = 1.0 if u.mean() >= 0 else -1.0
+        t = u ** m
         for dP in range(MAX_DEGREE + 1):
             for dQ in range(MAX_DEGREE + 1):
                 eP, eQ = monomials(n, dP), monomials(n, dQ)
+                if max_exponents is not None:
+                    eP, eQ = [[e for e in es if all(a <= b for a, b in zip(e, max_exponents))]
+                              for es in (eP, eQ)]
                 if len(eP) + len(eQ) > MAX_UNKNOWNS or len(eP) + len(eQ) >= len(fit):
                     continue
                 MP, MQ = _design(Xn, eP), _design(Xn, eQ)
@@ -150,17 +166,17 @@ def rational_fit(X: torch.Tensor, y: torch.Tensor, syms: Sequence[Any], *,
                     p, q = c[:len(eP)], c[len(eP):]
                     with np.errstate(all="ignore"):
                         ratio = (MP[check] @ p) / (MQ[check] @ q)
-                        pred = ratio if m == 1 else sign * np.sqrt(ratio)
+                        pred = sc[check] * (ratio if m == 1 else sign * np.sqrt(ratio))
                         mse = float(((pred - yn[check]) ** 2).mean())
                     if not math.isfinite(mse):
                         continue
-                    k = len(keep) + (m == 2)  # the root is one more operation
+                    k = len(keep) + (m == 2) + (scale is not None)  # root, scale: one more
                     bic = n_check * math.log(mse + FLOOR * var) + k * math.log(n_check)
                     if k <= MAX_TERMS and mse <= gate and (best is None or bic < best[0]):
                         best = (bic, (m, sign, dP, dQ, eP, eQ, p, q, mse))
     if best is None:
         return None, info
-    m, sign, dP, dQ, eP, eQ, p, q, mse = best[1]
+    bic, (m, sign, dP, dQ, eP, eQ, p, q, mse) = best
     c = np.concatenate([p, q])
     # scale: among the terms of at least 1e-3 of their polynomial's largest, the coefficient
     # that leaves the most others near integers (ties: the largest term of Q)
@@ -190,7 +206,7 @@ def rational_fit(X: torch.Tensor, y: torch.Tensor, syms: Sequence[Any], *,
     if m == 2:
         expr = sign * sympy.sqrt(expr)
     info.update(power=m, degrees=(dP, dQ), terms=int(len(nz)),
-                rel_rms=math.sqrt(mse / var))
+                rel_rms=math.sqrt(mse / var), bic=bic)
     return expr, info
 
 

@@ -241,32 +241,101 @@ def structure_route(adapter: Any, ctx: Context, k: int, lib: Sequence[Primitive]
     out.pop("_score", None)
     if len(runs) > 1:
         out["searches"] = tried
+    # for the rational route (popped by the caller: not part of the record)
+    out["_reductions"] = [(exprs, factor) for name, _, _, exprs, _, factor in runs
+                          if name != "direct"]
     return e, out
 
 
-def rational_route(ctx: Context, k: int) -> tuple[Any, dict[str, Any]]:
+def rational_route(ctx: Context, k: int, reductions: Sequence[tuple[list[Any], Any]] = (),
+                   ) -> tuple[Any, dict[str, Any]]:
     """Sparse rational candidate for output ``k`` (:mod:`.rational`), fitted to the targets
     (the data when there are, else the network) and offered only when its held-out MSE is at
     most the network's own MSE against the data and :data:`RATIONAL_GATE` ``var y`` (``1e-6
     var y`` without data: a fit of a network is never exact); polished
-    (snapped, refitted) like the other routes."""
-    from .rational import rational_fit
+    (snapped, refitted) like the other routes.
+
+    ``reductions``: the structure route's reduced variables ``(exprs, factor)`` (the network is
+    ``factor`` times a function of the expressions ``exprs`` of the inputs,
+    :func:`structure_route`). The rational is fitted on the inputs and on each reduction
+    (``y / factor`` as a rational of ``exprs``, and of ``cos w, sin w`` for each difference or
+    sum ``w = x_i -+ x_j`` among them: the law of cosines
+    ``sqrt(x1^2 + x2^2 - 2 x1 x2 cos(x3 - x4))`` is ``x2 sqrt(r^2 + 1 - 2 r cos w)``, a root of
+    a polynomial of ``r = x1/x2`` and ``cos w``; ``(x1 - x2 x4)/sqrt(1 - x2^2/x3^2)`` is
+    ``x4`` times the root of a degree-4/2 rational in ``x1/x4, x2, x3``, degree 6 in the raw
+    inputs). The fit with the lowest held-out criterion (``bic``, on ``y`` itself) is
+    offered."""
+    from .rational import MAX_DEGREE, rational_fit
 
     target = ctx.target(k)
     var = float(target.var())
     gate = (min(float(((ctx.y_net[:, k] - target) ** 2).mean()), RATIONAL_GATE * var)
             if ctx.y_dat is not None else 1e-6 * var)
-    found = deadline.call(rational_fit, ctx.X, target, ctx.syms, gate=gate,
-                          seconds=4 * ctx.seconds, fallback=None)
-    if found is None:
-        return None, {"error": f"the rational fit did not finish in {4 * ctx.seconds:g} s"}
-    expr, info = found
-    if expr is None:
-        return None, {"info": info, "formula": None}
+    sets = [("inputs", ctx.X, list(ctx.syms), {}, None)]
+    for n, (exprs, factor) in enumerate(reductions):
+        made = _reduced_inputs(exprs, factor, ctx)
+        if made is not None:
+            sets.append((f"reduction{n + 1}", *made))
+    fits, errors = [], []
+    for name, X, local, back, scale in sets:
+        tops = [1 if str(s).startswith("sin_") else MAX_DEGREE for s in local]
+        found = deadline.call(rational_fit, X, target, local, gate=gate, scale=scale,
+                              max_exponents=tops, seconds=4 * ctx.seconds, fallback=None)
+        if found is None:
+            errors.append(f"the rational fit on the {name} did not finish in "
+                          f"{4 * ctx.seconds:g} s")
+            continue
+        expr, info = found
+        if expr is not None:
+            fits.append((info["bic"], name, expr.xreplace(back) if back else expr, info))
+    if not fits:
+        if errors and len(errors) == len(sets):
+            return None, {"error": errors[0]}
+        return None, {"formula": None, "errors": errors}
+    _, name, expr, info = min(fits, key=lambda f: f[0])
+    if name != "inputs":
+        factor = reductions[int(name.removeprefix("reduction")) - 1][1]
+        expr = factor * expr if factor is not None else expr
+    info = {**info, "on": name}
     notes: list[str] = []
     e, _ = polish(expr, ctx, k, notes)
     e = finite_or_earlier([("polished", e), ("constructed", expr)], ctx, notes)
     return e, {"info": info, "formula": str(e), "notes": notes}
+
+
+def _reduced_inputs(exprs: list[Any], factor: Any, ctx: Context,
+                    ) -> tuple[torch.Tensor, list[Any], dict[Any, Any], torch.Tensor | None] | None:
+    """Columns ``exprs`` (and ``cos w, sin w`` of each ``w = x_i -+ x_j`` among them) on the
+    fitting inputs, their local symbols, the map back to the inputs, and ``factor`` on the
+    inputs; None when a column is not finite or the factor vanishes."""
+    import sympy
+
+    N = ctx.X.shape[0]
+
+    def on_inputs(e: Any) -> torch.Tensor:
+        with np.errstate(all="ignore"):
+            v = fm.evaluate(e, ctx.syms, ctx.X)
+        return torch.as_tensor(v, dtype=torch.float64).expand(N)
+
+    cols, local, back = [], [], {}
+    for c, e in enumerate(exprs):
+        w = sympy.Symbol(f"w{c + 1}")
+        cols.append(on_inputs(e))
+        local.append(w)
+        back[w] = e
+        terms = sympy.Add.make_args(e)
+        if len(terms) == 2 and all(t.is_Symbol or (-t).is_Symbol for t in terms):
+            for name, fn in (("cos", sympy.cos), ("sin", sympy.sin)):
+                s = sympy.Symbol(f"{name}_w{c + 1}")
+                cols.append(on_inputs(fn(e)))
+                local.append(s)
+                back[s] = fn(e)
+    X = torch.stack(cols, 1)  # sin columns: at most power 1 (rational_route)
+    scale = on_inputs(factor) if factor is not None else None
+    if not bool(torch.isfinite(X).all()) or (scale is not None and not bool(
+            (torch.isfinite(scale) & (scale.abs() > 0)).all())):
+        return None
+    return X, local, back, scale
 
 
 def _structure_search(fn: Callable, X: torch.Tensor, exprs: list[Any], ctx: Context, k: int,

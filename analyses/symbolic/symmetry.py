@@ -122,6 +122,18 @@ def _inside(s: Symmetry, w: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
         b = torch.minimum(hi_i.expand_as(w), hj + w if s.kind == "diff" else w - lj)
         xi = torch.where(a <= b, (a + b) / 2, torch.clamp(w, li, hi_i))
         return xi, sign * (xi - w)
+    if s.kind == "ratio" and not _one_sign(float(li), float(hi_i)):
+        # x_i changes sign, x_j does not: |x_j| = t in [aj, bj], x_i = (w sj) t in [li, hi_i]
+        sj = 1.0 if float(lj) > 0 else -1.0
+        aj, bj = sorted((abs(float(lj)), abs(float(hj))))
+        v = w * sj
+        with torch.no_grad():
+            bound = torch.where(v > 0, float(hi_i) / v, torch.where(v < 0, float(li) / v,
+                                                                     torch.full_like(v, bj)))
+        a = torch.full_like(v, aj)
+        b = torch.minimum(torch.full_like(v, bj), bound)
+        t = torch.where(a <= b, torch.sqrt(a * b), torch.full_like(v, aj))
+        return w * sj * t, sj * t
     # ratio: x_i = w x_j; prod: x_i = w / x_j. Work on |x| in log space (one sign each).
     si = 1.0 if float(li) > 0 else -1.0
     sj = 1.0 if float(lj) > 0 else -1.0
@@ -223,26 +235,29 @@ def find_scalings(fn: Net, X: torch.Tensor, *, rows: int = 512) -> list[Scaling]
     if n < 2 or not (scale > 0 and (bool((F > 0).all()) or bool((F < 0).all()))):
         return []
     out = []
-    for i in range(n):
-        for j in range(i + 1, n):
-            if not (_one_sign(float(lo[i]), float(hi[i])) and _one_sign(float(lo[j]), float(hi[j]))):
-                continue
-            xi, xj = _inside(Symmetry(i, j, "ratio", math.inf), Z[:, i] / Z[:, j], lo, hi)
-            lam = xj / Z[:, j]
-            Zm = Z.clone()
-            Zm[:, i], Zm[:, j] = xi, xj
-            with torch.no_grad():
-                Fm = fn(Zm).double().reshape(-1)
-            ll, lf = torch.log(lam), torch.log(Fm / F)
-            if not (bool(torch.isfinite(lf).all()) and float(ll.abs().mean()) > 0.05):
-                continue
-            p = float((ll * lf).sum() / (ll * ll).sum())
-            p = POWER_STEP * round(p / POWER_STEP)
-            if p == 0 or abs(p) > MAX_POWER:
-                continue
-            res = float(torch.sqrt(((Fm - lam**p * F) ** 2).mean())) / scale
-            if math.isfinite(res):
-                out.append(Scaling(i, j, p, res))
+    signed = [_one_sign(float(lo[c]), float(hi[c])) for c in range(n)]
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if signed[i] and signed[j]]
+    # a variable that changes sign (a difference x_i - x_j, I.6.2b's) scales against one that
+    # does not, as the numerator of w
+    pairs += [(i, j) if not signed[i] else (j, i) for i in range(n) for j in range(i + 1, n)
+              if signed[i] != signed[j]]
+    for i, j in pairs:
+        xi, xj = _inside(Symmetry(i, j, "ratio", math.inf), Z[:, i] / Z[:, j], lo, hi)
+        lam = xj / Z[:, j]
+        Zm = Z.clone()
+        Zm[:, i], Zm[:, j] = xi, xj
+        with torch.no_grad():
+            Fm = fn(Zm).double().reshape(-1)
+        ll, lf = torch.log(lam), torch.log(Fm / F)
+        if not (bool(torch.isfinite(lf).all()) and float(ll.abs().mean()) > 0.05):
+            continue
+        p = float((ll * lf).sum() / (ll * ll).sum())
+        p = POWER_STEP * round(p / POWER_STEP)
+        if p == 0 or abs(p) > MAX_POWER:
+            continue
+        res = float(torch.sqrt(((Fm - lam**p * F) ** 2).mean())) / scale
+        if math.isfinite(res):
+            out.append(Scaling(i, j, p, res))
     return sorted(out, key=lambda s: (s.residual, s.i, s.j))
 
 
