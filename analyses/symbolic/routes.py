@@ -6,7 +6,8 @@
 * **structure** (:func:`structure_route`): query the network as an oracle for two-variable
   symmetries (:mod:`.symmetry`; the search then runs on the reduced variables first), separable
   blocks and generalised additivity (:mod:`.structure`, :mod:`.additive`), polish the same way.
-* **rational** (:func:`rational_route`): a sparse ``P/Q`` or ``sqrt(P/Q)`` of the inputs fitted
+* **rational** (:func:`rational_route`): a sparse ``P/Q`` or ``sqrt(P/Q)`` of the inputs (and
+  of the structure route's reduced variables, with ``cos w, sin w`` of a difference) fitted
   by linear least squares to the targets (:mod:`.rational`), offered only when it fits them at
   least as well as the network does; polish the same way.
 

@@ -32,7 +32,9 @@ every point of the curve gives the same value). Found symmetries apply in turn (
 A **scaling** of degree ``p`` (:func:`find_scalings`) is the ``ratio`` test with a factor:
 ``f(l x_i, l x_j) = l^p f(x_i, x_j)``, so ``f = x_j^p h(x_i / x_j)`` (I.15.1's
 ``x1 x2 / sqrt(1 - x2^2/x3^2)``, I.37.4's ``x1 + x2 + 2 sqrt(x1 x2) cos x3``); degree 0 is
-the ratio symmetry. :func:`scale_all` takes ``x_i^p`` or ``x_j^p`` out.
+the ratio symmetry. :func:`scale_all` takes ``x_i^p`` or ``x_j^p`` out. A variable that
+changes sign (a difference ``x_2 - x_3``) scales against one that does not, as the numerator
+of ``w`` (I.6.2b: ``exp(-((x2 - x3)/x1)^2/2) / (sqrt(2 pi) x1)`` is ``x1^-1 h((x2 - x3)/x1)``).
 
 >>> import torch
 >>> X = 1 + 4 * torch.rand(200, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -211,7 +213,8 @@ POWER_STEP, MAX_POWER = 0.5, 4.0
 
 
 def find_scalings(fn: Net, X: torch.Tensor, *, rows: int = 512) -> list[Scaling]:
-    """Every pair with both inputs of one sign whose network is homogeneous of a nonzero
+    """Every pair with both inputs of one sign (or one of them, then the numerator of the
+    ratio) whose network is homogeneous of a nonzero
     degree ``p`` (a multiple of :data:`POWER_STEP`, ``|p| <= MAX_POWER``) in the pair: AI
     Feynman's scaling test extended to a degree (Udrescu & Tegmark 2020, sec. 2.4; degree 0 is
     the ``ratio`` symmetry). Each row moves along its ray ``x -> l x`` in the ``(x_i, x_j)``
