@@ -341,3 +341,27 @@ def test_jacobian_in_constants_equals_the_closed_form(vectorised, monkeypatch):
                         X[:, 1] * torch.cos(c * X[:, 1]), torch.zeros(4, dtype=torch.float64)], 1)
     assert J.shape == (4, 4)
     torch.testing.assert_close(J, want, rtol=1e-13, atol=1e-15)
+
+
+def test_trust_region_keeps_its_floating_point_warnings_to_itself(monkeypatch):
+    """A trial step out of the formula's domain has an infinite cost by design, and scipy's
+    ratios of it warn (divide by zero, overflow; seen on a pykan model through the CLI). Such a
+    warning, emitted inside ``least_squares``, must not reach the user; the fit is unchanged
+    (``log(x1 + c)`` fitted to ``log(x1 + 1/100)`` returns ``c = 1/100``)."""
+    import warnings
+
+    import scipy.optimize as so
+
+    real = so.least_squares
+
+    def warns_like_scipy(*a, **k):
+        np.float64(1.0) / np.float64(0.0)  # the ratio scipy forms after an infinite trial cost
+        return real(*a, **k)
+
+    monkeypatch.setattr(so, "least_squares", warns_like_scipy)
+    x = torch.linspace(0, 1, 200, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        th = fm._trust_region(lambda x, c: torch.log(x + c), [x], torch.log(x + 0.01),
+                              np.array([1.0]), 200)
+    assert th is not None and th[0] == pytest.approx(0.01, rel=1e-9)

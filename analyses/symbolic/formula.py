@@ -283,9 +283,10 @@ def _trust_region(fn: Callable, cols: list[torch.Tensor], y: torch.Tensor, th0: 
 
     if not np.isfinite(res(th0)).all():
         return None
-    try:
-        out = least_squares(res, th0, jac=jac, method="trf", x_scale="jac",
-                            max_nfev=steps, ftol=1e-15, xtol=1e-15, gtol=1e-15)
+    try:  # a trial step out of the domain has an infinite cost by design: scipy's ratios of it
+        with np.errstate(all="ignore"):  # are not the user's warnings
+            out = least_squares(res, th0, jac=jac, method="trf", x_scale="jac",
+                                max_nfev=steps, ftol=1e-15, xtol=1e-15, gtol=1e-15)
     except (RuntimeError, ValueError, FloatingPointError):
         return None
     return out.x if np.isfinite(out.x).all() else None
